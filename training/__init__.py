@@ -1,0 +1,1 @@
+"""Everything that makes a checkpoint: MNIST data, augmentation, the CNN, training."""
