@@ -1,0 +1,131 @@
+"""The one checkpoint format: save atomically, load with ``weights_only`` and validate.
+
+A checkpoint is a dict of plain values and tensors, never pickled modules::
+
+    {"format": "realtime-digits", "format_version": 1,
+     "model_config": {...}, "state_dict": {...},
+     "normalization": {"mean": .., "std": .., "size": 28, "box": 20},
+     "class_names": ["0", ..., "9"], "metrics": {...}, "settings": {...},
+     "training_state": {...}}   # only in resumable checkpoints
+
+The normalization constants live here and only here: the live recognizer reads them
+from the checkpoint so training and inference can never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.model import DigitNet, ModelConfig, build_model
+
+FORMAT = "realtime-digits"
+FORMAT_VERSION = 1
+
+# MNIST's pixel statistics and geometry (the 20x20 ink box centred in 28x28).
+MNIST_NORMALIZATION: dict[str, float | int] = {"mean": 0.1307, "std": 0.3081, "size": 28, "box": 20}
+CLASS_NAMES = [str(d) for d in range(10)]
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, unreadable, foreign or does not match the code."""
+
+
+def make_checkpoint(
+    model: DigitNet,
+    *,
+    metrics: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    training_state: dict[str, Any] | None = None,
+    normalization: dict[str, float | int] | None = None,
+    class_names: list[str] | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> dict[str, Any]:
+    ckpt: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in (state_dict or model.state_dict()).items()},
+        "normalization": dict(normalization or MNIST_NORMALIZATION),
+        "class_names": list(class_names or CLASS_NAMES),
+        "metrics": dict(metrics or {}),
+        "settings": dict(settings or {}),
+    }
+    if training_state is not None:
+        ckpt["training_state"] = training_state
+    return ckpt
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``ckpt`` to ``path`` atomically: a temp file in the same folder, then rename.
+
+    A crash or Ctrl-C mid-write leaves the previous file intact, never a torn one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and validate the dict (no model built). Raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:120]})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} checkpoint")
+    version = ckpt.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version}, this code reads version {FORMAT_VERSION}"
+        )
+    for key in ("model_config", "state_dict", "normalization", "class_names"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> DigitNet:
+    """Rebuild the network from the stored config and weights (eval mode)."""
+    try:
+        config = ModelConfig.from_dict(ckpt["model_config"])
+        model = build_model(config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: model config does not match this code ({err})") from err
+    if len(ckpt["class_names"]) != config.num_classes:
+        raise CheckpointError(f"{path}: {len(ckpt['class_names'])} class names for {config.num_classes} outputs")
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        detail = " ".join(s.strip() for s in first[:2])[:160]
+        raise CheckpointError(f"{path}: weights do not match the architecture ({detail})") from err
+    model.eval()
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[DigitNet, dict[str, Any]]:
+    """``(model, checkpoint dict)`` for a checkpoint file, validated."""
+    ckpt = read_checkpoint(path)
+    return model_from_checkpoint(ckpt, path), ckpt

@@ -1,0 +1,204 @@
+"""Metrics and plots for any checkpoint: accuracy, loss, per-class accuracy, confusion
+matrix, a grid of mistakes, training curves.
+
+CLI: ``python -m training.evaluate --weights assets/digits.pt [--data-dir D] [--out DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    loss: float
+    per_class: list[float]
+    confusion: np.ndarray  # [true, pred] counts
+    predictions: torch.Tensor
+    labels: torch.Tensor
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "per_class_accuracy": [round(a, 6) for a in self.per_class],
+            "errors": int((self.predictions != self.labels).sum()),
+            "n": int(self.labels.numel()),
+        }
+
+
+def normalize_batch(images_u8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 [N, 28, 28] (white ink on black) -> normalized float [N, 1, 28, 28]."""
+    return (images_u8.float().div(255.0).unsqueeze(1) - mean) / std
+
+
+@torch.inference_mode()
+def evaluate_model(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mean: float,
+    std: float,
+    batch_size: int = 1000,
+) -> EvalResult:
+    was_training = model.training
+    model.eval()
+    preds, loss_sum = [], 0.0
+    for i in range(0, len(images), batch_size):
+        logits = model(normalize_batch(images[i : i + batch_size], mean, std))
+        loss_sum += float(F.cross_entropy(logits, labels[i : i + batch_size], reduction="sum"))
+        preds.append(logits.argmax(1))
+    model.train(was_training)
+    pred = torch.cat(preds)
+    n_cls = int(max(int(labels.max()), int(pred.max())) + 1)
+    n_cls = max(n_cls, 10)
+    cm = np.zeros((n_cls, n_cls), dtype=np.int64)
+    np.add.at(cm, (labels.numpy(), pred.numpy()), 1)
+    per_class = [float(cm[c, c] / max(cm[c].sum(), 1)) for c in range(10)]
+    return EvalResult(
+        accuracy=float((pred == labels).float().mean()),
+        loss=loss_sum / len(images),
+        per_class=per_class,
+        confusion=cm,
+        predictions=pred,
+        labels=labels,
+    )
+
+
+# ---- plots (matplotlib, headless) -------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(metrics_csv: str | Path, out: str | Path) -> Path:
+    """Loss and accuracy per epoch from a run's ``metrics.csv``."""
+    plt = _plt()
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    ep = [int(r["epoch"]) for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [float(r["train_loss"]) for r in rows], "o-", label="train (augmented)")
+    a1.plot(ep, [float(r["test_loss"]) for r in rows], "o-", label="test")
+    a1.set_xlabel("epoch"), a1.set_ylabel("cross-entropy"), a1.set_yscale("log"), a1.legend()
+    a1.set_title("loss")
+    a2.plot(ep, [100 * float(r["train_acc"]) for r in rows], "o-", label="train (augmented)")
+    a2.plot(ep, [100 * float(r["test_acc"]) for r in rows], "o-", label="test")
+    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy %"), a2.legend()
+    lo = min(100 * float(r["test_acc"]) for r in rows)
+    a2.set_ylim(max(lo - 0.5, 90), 100)
+    a2.grid(alpha=0.3)
+    a2.set_title("accuracy")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_confusion(cm: np.ndarray, out: str | Path, title: str = "MNIST test confusion matrix") -> Path:
+    plt = _plt()
+    cm = cm[:10, :10]
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    ax.imshow(off, cmap="Reds")
+    for i in range(10):
+        for j in range(10):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="black" if i != j else "tab:blue")
+    ax.set_xticks(range(10)), ax.set_yticks(range(10))
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    ax.set_title(f"{title}\n(off-diagonal shaded; diagonal in blue)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_mistakes(
+    images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, out: str | Path, limit: int = 100
+) -> Path:
+    """A grid of misclassified images titled ``true->pred``."""
+    plt = _plt()
+    idx = torch.nonzero(preds != labels).flatten()[:limit].tolist()
+    cols = 10
+    rows = max(1, (len(idx) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.25 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, idx):
+        ax.imshow(images[i].numpy(), cmap="gray")
+        ax.set_title(f"{int(labels[i])}->{int(preds[i])}", fontsize=8, color="crimson")
+    fig.suptitle(f"test mistakes (true->predicted), {len(idx)} shown", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)
+
+
+def format_report(res: EvalResult) -> str:
+    lines = [
+        f"test accuracy {100 * res.accuracy:.2f}% ({int((res.predictions != res.labels).sum())} errors "
+        f"of {res.labels.numel()}), loss {res.loss:.4f}",
+        "per-class accuracy: " + "  ".join(f"{d}:{100 * a:.2f}%" for d, a in enumerate(res.per_class)),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from training.checkpoint import CheckpointError, load_checkpoint
+    from training.data import DataError, load_mnist
+
+    p = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Evaluate a checkpoint on the full MNIST test set (10,000 images).",
+    )
+    p.add_argument("--weights", default="assets/digits.pt", help="checkpoint file (default: %(default)s)")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST .gz files (default: $MNIST_DIR)")
+    p.add_argument("--download", action="store_true", help="download MNIST into --data-dir when missing")
+    p.add_argument("--out", default=None, help="folder for confusion matrix and mistakes plots (optional)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch (default: %(default)s)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        model, ckpt = load_checkpoint(args.weights)
+        images, labels = load_mnist("test", args.data_dir, download=args.download)
+    except (CheckpointError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    norm = ckpt["normalization"]
+    res = evaluate_model(model, images, labels, norm["mean"], norm["std"])
+    print(f"checkpoint {args.weights}")
+    print(format_report(res))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_confusion(res.confusion, out / "confusion_matrix.png")
+        plot_mistakes(images, labels, res.predictions, out / "mistakes.png")
+        print(f"plots written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
