@@ -109,6 +109,9 @@ class Recognizer:
         self.threads = max(1, int(threads))
         self.model = model
         self.backend = self._make_backend(model, backend, self.threads)
+        # the first run of a session allocates and plans; keep that out of frame timings
+        for n in (1, 32):
+            self.predict(np.zeros((n, self.size, self.size), np.float32))
 
     @staticmethod
     def _make_backend(model: torch.nn.Module, backend: str, threads: int) -> Any:
@@ -173,8 +176,10 @@ class Recognizer:
                 out[i] = to_mnist(patch, c.mask, size=self.size, box=self.box)
         return out
 
-    def detect(self, frame: np.ndarray, plain: bool = False) -> list[Detection]:
-        """All digits in a frame, in reading order, confidence >= ``min_confidence``."""
+    def detect(self, frame: np.ndarray, plain: bool = False, min_confidence: float | None = None) -> list[Detection]:
+        """All digits in a frame, in reading order, confidence >= ``min_confidence``
+        (default: the recognizer's; a tracker passes 0 to see the evidence it smooths)."""
+        threshold = self.min_confidence if min_confidence is None else float(min_confidence)
         ink, cands = self.candidates(frame)
         if not cands:
             return []
@@ -183,7 +188,7 @@ class Recognizer:
         out = []
         for c, d, p in zip(cands, digits, probs):
             conf = float(p[d])
-            if d < 10 and conf >= self.min_confidence:
+            if d < 10 and conf >= threshold:
                 out.append(Detection(box=c.box, digit=int(d), confidence=conf, probs=p))
         return out
 

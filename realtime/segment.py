@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -185,25 +186,30 @@ def find_candidates(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> l
     return sort_reading_order(out)
 
 
-def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:
-    """Rows top to bottom (a box joins a row when its centre is within the row's band),
-    left to right inside a row."""
-    if not cands:
-        return cands
-    order = sorted(cands, key=lambda c: c.box[1] + c.box[3] / 2)
-    rows: list[list[Candidate]] = []
-    for c in order:
-        cy = c.box[1] + c.box[3] / 2
+def reading_rows(boxes: Sequence[Sequence[float]]) -> list[list[int]]:
+    """Indices of ``boxes`` (x, y, w, h) grouped in rows top to bottom, each row left to
+    right. A box joins a row when its centre lies in the row's vertical band (or within
+    half a median digit height of its middle), as a reader's eye would."""
+    order = sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3] / 2)
+    rows: list[list[int]] = []
+    for i in order:
+        cy = boxes[i][1] + boxes[i][3] / 2
         if rows:
             last = rows[-1]
-            ry0 = min(b.box[1] for b in last)
-            ry1 = max(b.box[1] + b.box[3] for b in last)
-            mh = float(np.median([b.box[3] for b in last]))
+            ry0 = min(boxes[j][1] for j in last)
+            ry1 = max(boxes[j][1] + boxes[j][3] for j in last)
+            mh = float(np.median([boxes[j][3] for j in last]))
             if ry0 <= cy <= ry1 or abs(cy - (ry0 + ry1) / 2) < 0.5 * mh:
-                last.append(c)
+                last.append(i)
                 continue
-        rows.append([c])
-    return [c for row in rows for c in sorted(row, key=lambda c: c.box[0])]
+        rows.append([i])
+    return [sorted(row, key=lambda j: boxes[j][0]) for row in rows]
+
+
+def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:
+    """Candidates in reading order (see :func:`reading_rows`)."""
+    rows = reading_rows([c.box for c in cands])
+    return [cands[i] for row in rows for i in row]
 
 
 def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> tuple[np.ndarray, list[Candidate]]:

@@ -1,0 +1,240 @@
+"""CLI: ``python -m realtime`` reads digits live from a camera, a video, images or a glob.
+
+It only wires the stages together: source -> recognizer (segment, normalize, one
+batched forward pass) -> tracker -> overlay -> window / recorder / JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+log = logging.getLogger("realtime")
+
+WINDOW = "realtime digits (q/ESC quit, space pause, s snapshot)"
+
+
+@dataclass
+class LiveSettings:
+    source: str = "0"
+    weights: str | None = None
+    min_confidence: float = 0.5
+    max_frames: int | None = None
+    threads: int = 1
+    backend: str = "auto"
+    record: str | None = None
+    json: str | None = None
+    no_display: bool = False
+    snapshot_dir: str = "."
+    width: int | None = None
+    height: int | None = None
+    image_fps: float = 2.0
+    smooth: int = 8
+    no_track: bool = False
+    progress: bool = True
+    verbose: bool = False
+
+
+def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
+    from realtime.recognizer import DEFAULT_MIN_CONFIDENCE
+
+    d = LiveSettings(min_confidence=DEFAULT_MIN_CONFIDENCE)
+    p = argparse.ArgumentParser(
+        prog="python -m realtime",
+        description="Find and read handwritten digits live: boxes, digits, confidences and FPS drawn over "
+        "the video; optional annotated recording and JSON lines. Keys in the window: q or ESC quits, "
+        "space pauses, s saves a snapshot PNG.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--source", default=d.source,
+                   help="camera index (0, 1, ...), video file, image file, folder of images (sorted by name) or a glob "
+                        "in quotes (e.g. 'scans/*.png')")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint to load (default: $DIGITS_WEIGHTS, else assets/digits.pt)")
+    p.add_argument("--min-confidence", type=float, default=d.min_confidence,
+                   help="hide digits whose softmax probability is below this (rejects non-digits)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="CPU threads for the network (1 is usually as fast as 2 for this small net, and steadier)")
+    p.add_argument("--backend", choices=["auto", "onnx", "torch"], default=d.backend,
+                   help="inference engine: ONNX Runtime (fastest), PyTorch eager, or auto (ONNX if installed)")
+    p.add_argument("--record", metavar="OUT.mp4", default=None,
+                   help="write the annotated video here (.mp4 or .avi), at the source's size and frame rate")
+    p.add_argument("--json", metavar="OUT.jsonl", default=None,
+                   help="write one JSON line per frame: frame, source, ms, detections, numbers")
+    p.add_argument("--no-display", action="store_true", help="run headless (no window); shows a progress bar for files")
+    p.add_argument("--snapshot-dir", default=d.snapshot_dir, help="folder for snapshots saved with the s key")
+    p.add_argument("--width", type=int, default=None, help="requested camera capture width")
+    p.add_argument("--height", type=int, default=None, help="requested camera capture height")
+    p.add_argument("--image-fps", type=float, default=d.image_fps,
+                   help="frame rate of the recording when the source is images")
+    p.add_argument("--smooth", type=int, default=d.smooth,
+                   help="frames over which each tracked digit's class probabilities are averaged (live stability)")
+    p.add_argument("--no-track", action="store_true",
+                   help="no tracking or smoothing: every frame is read on its own")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the pipeline does")
+    a = p.parse_args(argv)
+    if a.max_frames is not None and a.max_frames < 1:
+        p.error("--max-frames must be >= 1")
+    if not 0.0 <= a.min_confidence <= 1.0:
+        p.error("--min-confidence must be between 0 and 1")
+    if a.threads < 1:
+        p.error("--threads must be >= 1")
+    return LiveSettings(
+        source=a.source, weights=a.weights, min_confidence=a.min_confidence, max_frames=a.max_frames,
+        threads=a.threads, backend=a.backend, record=a.record, json=a.json, no_display=a.no_display,
+        snapshot_dir=a.snapshot_dir, width=a.width, height=a.height, image_fps=a.image_fps,
+        smooth=max(1, a.smooth), no_track=a.no_track, progress=not a.no_progress, verbose=a.verbose,
+    )
+
+
+def display_available() -> bool:
+    """Whether a window can open: on Linux an X11 or Wayland display must be set."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def frame_record(index: int, source: str, ms: float, detections: Sequence[Any],
+                 numbers: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One JSON line: the documented keys first, later additions after them."""
+    rec: dict[str, Any] = {
+        "frame": int(index),
+        "source": source,
+        "ms": round(float(ms), 3),
+        "detections": [d.to_json() for d in detections],
+    }
+    if numbers is not None:
+        rec["numbers"] = [{"value": n["value"], "box": [int(v) for v in n["box"]], "digits": list(n["digits"])}
+                          for n in numbers]
+    return rec
+
+
+def run(settings: LiveSettings) -> int:
+    import cv2
+
+    from realtime.numbers import group_numbers
+    from realtime.overlay import draw_detections, draw_numbers, draw_status
+    from realtime.recognizer import Recognizer
+    from realtime.sinks import JsonlWriter, VideoRecorder
+    from realtime.sources import ImageSource, open_source
+    from realtime.tracker import Tracker
+
+    rec = Recognizer.load(settings.weights, backend=settings.backend, threads=settings.threads,
+                          min_confidence=settings.min_confidence)
+    log.info("model %s on %s, %d thread(s)", rec.weights_path, rec.backend.name, rec.threads)
+    show = not settings.no_display
+    if show and not display_available():
+        print("no display available: running headless (pass --no-display to silence this)", file=sys.stderr)
+        show = False
+
+    with ExitStack() as stack:
+        src = stack.enter_context(open_source(settings.source, fps=settings.image_fps,
+                                              width=settings.width, height=settings.height))
+        src_label = str(settings.source)
+        recorder = None
+        if settings.record:
+            recorder = stack.enter_context(VideoRecorder(settings.record, src.fps, src.size))
+        jsonl = stack.enter_context(JsonlWriter(settings.json)) if settings.json else None
+        # images of a folder are unrelated pictures: tracking would smear labels across them
+        track = not settings.no_track and not isinstance(src, ImageSource)
+        tracker = Tracker(window=settings.smooth, min_confidence=settings.min_confidence) if track else None
+        bar = None
+        if not show and settings.progress and not src.is_live:
+            from tqdm import tqdm
+
+            total = src.length
+            if settings.max_frames is not None:
+                total = min(total, settings.max_frames) if total else settings.max_frames
+            bar = stack.enter_context(tqdm(total=total, unit="frame", desc="processing", dynamic_ncols=True))
+        if show:
+            stack.callback(cv2.destroyAllWindows)
+
+        fps_smooth: float | None = None
+        last_t = None
+        paused = False
+        n = 0
+        for frame in src:
+            t0 = time.perf_counter()
+            raw = rec.detect(frame.image, min_confidence=0.0 if tracker else None)
+            dets = tracker.update(raw) if tracker is not None else raw
+            ms = (time.perf_counter() - t0) * 1000.0
+            numbers = group_numbers(dets)
+            now = time.perf_counter()
+            if last_t is not None:
+                inst = 1.0 / max(now - last_t, 1e-6)
+                fps_smooth = inst if fps_smooth is None else 0.9 * fps_smooth + 0.1 * inst
+            last_t = now
+            name = frame.name if not src.is_live and frame.name != src.name else src_label
+            if jsonl is not None:
+                jsonl.write(frame_record(frame.index, name, ms, dets, numbers))
+            if recorder is not None or show:
+                shown = draw_numbers(draw_detections(frame.image, dets), numbers)
+                shown = draw_status(shown, fps_smooth, ms, len(dets))
+                if recorder is not None:
+                    recorder.write(shown)
+                if show:
+                    try:
+                        cv2.imshow(WINDOW, shown)
+                        key = cv2.waitKey(1) & 0xFF
+                        while True:
+                            if key in (ord("q"), 27):
+                                return 0
+                            if key == ord("s"):
+                                out = Path(settings.snapshot_dir)
+                                out.mkdir(parents=True, exist_ok=True)
+                                snap = out / f"snapshot_{time.strftime('%Y%m%d_%H%M%S')}_{frame.index:06d}.png"
+                                cv2.imwrite(str(snap), shown)
+                                print(f"snapshot saved: {snap}", file=sys.stderr)
+                            if key == ord(" "):
+                                paused = not paused
+                                if paused:
+                                    cv2.imshow(WINDOW, draw_status(shown, fps_smooth, ms, len(dets), paused=True))
+                            if not paused:
+                                break
+                            key = cv2.waitKey(50) & 0xFF
+                    except cv2.error as err:
+                        print(f"cannot show a window ({str(err).strip().splitlines()[-1][:80]}): running headless",
+                              file=sys.stderr)
+                        show = False
+            if bar is not None:
+                bar.update(1)
+            n += 1
+            if settings.max_frames is not None and n >= settings.max_frames:
+                break
+        log.info("processed %d frames", n)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if settings.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from realtime.sinks import Shutdown, SinkError, graceful_shutdown
+    from realtime.sources import SourceError
+    from training.checkpoint import CheckpointError
+
+    try:
+        with graceful_shutdown():
+            return run(settings)
+    except (SourceError, SinkError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Shutdown as sig:
+        print(f"stopped by signal {sig.signum}: outputs closed", file=sys.stderr)
+        return sig.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: outputs closed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

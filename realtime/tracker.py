@@ -1,0 +1,109 @@
+"""Frame-to-frame tracking that steadies live labels: the one stateful stage.
+
+Each digit is matched to its track from the previous frames by box overlap; the track
+keeps the class probabilities of its last ``window`` frames and reports their mean.
+Its label changes only when the averaged evidence for another digit beats the current
+label by a margin (hysteresis), so a steady camera shows steady labels while a real
+change (a digit rewritten, a new sheet) still comes through within a few frames.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from realtime.recognizer import Detection
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    id: int
+    box: tuple[int, int, int, int]
+    history: deque = field(default_factory=deque)
+    label: int = -1
+    misses: int = 0
+    hits: int = 0
+
+    def mean_probs(self) -> np.ndarray:
+        return np.mean(np.stack(list(self.history)), axis=0)
+
+
+class Tracker:
+    """``update(detections) -> detections`` with smoothed labels and confidences.
+
+    Detections must carry ``probs`` (``Recognizer.detect`` fills them); pass all of a
+    frame's candidates (``min_confidence=0``): the tracker applies ``min_confidence`` to
+    the smoothed confidence, so one blurry frame neither hides a digit nor flips it.
+    """
+
+    def __init__(self, window: int = 8, min_confidence: float = 0.5, iou_threshold: float = 0.3,
+                 max_misses: int = 5, margin: float = 0.15) -> None:
+        self.window = max(1, int(window))
+        self.min_confidence = float(min_confidence)
+        self.iou_threshold = float(iou_threshold)
+        self.max_misses = int(max_misses)
+        self.margin = float(margin)
+        self.tracks: list[Track] = []
+        self._next_id = 0
+
+    def _match(self, dets: Sequence[Detection]) -> list[tuple[int, int]]:
+        pairs = []
+        for ti, t in enumerate(self.tracks):
+            for di, d in enumerate(dets):
+                s = _iou(t.box, d.box)
+                if s >= self.iou_threshold:
+                    pairs.append((s, ti, di))
+        pairs.sort(reverse=True)
+        used_t, used_d, out = set(), set(), []
+        for _, ti, di in pairs:
+            if ti not in used_t and di not in used_d:
+                used_t.add(ti)
+                used_d.add(di)
+                out.append((ti, di))
+        return out
+
+    def update(self, detections: Sequence[Detection]) -> list[Detection]:
+        matches = self._match(detections)
+        matched_t = {ti for ti, _ in matches}
+        track_of: dict[int, Track] = {}
+        for ti, di in matches:
+            t = self.tracks[ti]
+            t.box, t.misses = detections[di].box, 0
+            track_of[di] = t
+        for ti, t in enumerate(self.tracks):
+            if ti not in matched_t:
+                t.misses += 1
+        self.tracks = [t for t in self.tracks if t.misses <= self.max_misses]
+        for di, d in enumerate(detections):
+            if di not in track_of:
+                t = Track(id=self._next_id, box=d.box, history=deque(maxlen=self.window))
+                self._next_id += 1
+                self.tracks.append(t)
+                track_of[di] = t
+        out: list[Detection] = []
+        for di, d in enumerate(detections):
+            t = track_of[di]
+            if d.probs is None:
+                out.append(d)
+                continue
+            t.history.append(np.asarray(d.probs, np.float64))
+            t.hits += 1
+            mean = t.mean_probs()
+            best = int(mean[:10].argmax())
+            if t.label < 0 or mean[best] > mean[t.label] + self.margin or mean[t.label] < 0.2:
+                t.label = best
+            conf = float(mean[t.label])
+            if conf >= self.min_confidence:
+                out.append(Detection(box=d.box, digit=t.label, confidence=conf, probs=mean.astype(np.float32)))
+        return out
