@@ -1,0 +1,1 @@
+"""Benchmarks: a camera-like scene renderer with exact ground truth, and detection metrics."""
