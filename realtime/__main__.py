@@ -126,7 +126,7 @@ def run(settings: LiveSettings) -> int:
     from realtime.recognizer import Recognizer
     from realtime.sinks import JsonlWriter, VideoRecorder
     from realtime.sources import ImageSource, open_source
-    from realtime.tracker import Tracker
+    from realtime.tracker import Tracker, detect_tracked
 
     rec = Recognizer.load(settings.weights, backend=settings.backend, threads=settings.threads,
                           min_confidence=settings.min_confidence)
@@ -164,8 +164,7 @@ def run(settings: LiveSettings) -> int:
         n = 0
         for frame in src:
             t0 = time.perf_counter()
-            raw = rec.detect(frame.image, min_confidence=0.0 if tracker else None)
-            dets = tracker.update(raw) if tracker is not None else raw
+            dets = detect_tracked(rec, frame.image, tracker)
             ms = (time.perf_counter() - t0) * 1000.0
             numbers = group_numbers(dets)
             now = time.perf_counter()

@@ -22,7 +22,16 @@ import numpy as np
 import torch
 
 from realtime.normalize import plain_resize, to_mnist
-from realtime.segment import Candidate, SegmentConfig, binarize, find_candidates, ink_map, to_gray
+from realtime.segment import (
+    Candidate,
+    SegmentConfig,
+    binarize,
+    ink_gray,
+    ink_map,
+    ink_thresholds,
+    segment,
+    split_candidate,
+)
 from training.checkpoint import CheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -30,6 +39,8 @@ log = logging.getLogger(__name__)
 WEIGHTS_ENV = "DIGITS_WEIGHTS"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "digits.pt"
 DEFAULT_MIN_CONFIDENCE = 0.5
+# how much more confident (geometric mean) a split must be than the whole blob
+SPLIT_MARGIN = 0.1
 
 
 def default_weights() -> Path:
@@ -161,8 +172,7 @@ class Recognizer:
 
     def candidates(self, frame: np.ndarray) -> tuple[np.ndarray, list[Candidate]]:
         """Stages 1-2: ``(ink map, digit-like components)`` of a BGR or gray frame."""
-        ink = ink_map(to_gray(frame), self.segment_config)
-        return ink, find_candidates(binarize(ink, self.segment_config), self.segment_config)
+        return segment(frame, self.segment_config)
 
     def crops(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False) -> np.ndarray:
         """Stage 3: MNIST-style 28x28 crops [N, 28, 28] (``plain``: the stretched baseline)."""
@@ -183,14 +193,50 @@ class Recognizer:
         ink, cands = self.candidates(frame)
         if not cands:
             return []
-        probs = self.predict(self.crops(ink, cands, plain=plain))
-        digits = probs.argmax(1)
-        out = []
-        for c, d, p in zip(cands, digits, probs):
-            conf = float(p[d])
-            if d < 10 and conf >= threshold:
-                out.append(Detection(box=c.box, digit=int(d), confidence=conf, probs=p))
+        chosen = self.resolve(ink, cands, plain=plain)
+        out = [Detection(box=c.box, digit=int(p.argmax()), confidence=float(p.max()), probs=p)
+               for c, p in chosen]
+        out = [d for d in out if d.digit < 10 and d.confidence >= threshold]
         return out
+
+    def resolve(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False
+                ) -> list[tuple[Candidate, np.ndarray]]:
+        """Stages 4-5: classify every candidate, and every way of splitting a wide one
+        into touching digits, in ONE batch; keep, per candidate, the reading the
+        classifier is most confident about. Returns ``(candidate, probabilities)``."""
+        cfg = self.segment_config
+        # hypotheses[i] = list of alternatives; each alternative = list of crop indices
+        crops: list[Candidate] = []
+        hypotheses: list[list[list[int]]] = []
+        for c in cands:
+            alts = [[len(crops)]]
+            crops.append(c)
+            aspect = c.box[2] / c.box[3]
+            if aspect >= cfg.split_min_aspect:
+                n_parts = [2] + ([3] if aspect >= 1.5 else [])
+                for n in n_parts:
+                    for parts in split_candidate(c, n, cfg):
+                        alts.append(list(range(len(crops), len(crops) + len(parts))))
+                        crops.extend(parts)
+            hypotheses.append(alts)
+        probs = self.predict(self.crops(ink, crops, plain=plain))
+        conf = probs[:, :10].max(axis=1)
+        chosen: list[tuple[Candidate, np.ndarray]] = []
+        for c, alts in zip(cands, hypotheses):
+            aspect = c.box[2] / c.box[3]
+            # a blob too wide for one digit may only be read as several
+            best, best_score = (alts[0], float(conf[alts[0][0]])) if aspect <= cfg.single_max_aspect else (None, 0.0)
+            for alt in alts[1:]:
+                pc = conf[alt]
+                if pc.min() < 0.5:
+                    continue
+                score = float(np.exp(np.log(pc).mean()))
+                # splitting must clearly beat reading the blob whole
+                if score > best_score + SPLIT_MARGIN:
+                    best, best_score = alt, score
+            if best is not None:
+                chosen.extend((crops[i], probs[i]) for i in best)
+        return chosen
 
     # ---- single-digit crops -----------------------------------------------------------
 
@@ -224,7 +270,7 @@ def digit_ink(crop: np.ndarray, cfg: SegmentConfig = SegmentConfig(), work_px: i
     group is the digit, with any group at least a quarter its size (a detached bar).
     The returned ink map and mask are cropped to the digit's box.
     """
-    gray = to_gray(np.asarray(crop))
+    gray = ink_gray(np.asarray(crop))
     if gray.dtype != np.uint8:
         gray = np.clip(gray, 0, 255).astype(np.uint8)
     h, w = gray.shape[:2]
@@ -238,7 +284,7 @@ def digit_ink(crop: np.ndarray, cfg: SegmentConfig = SegmentConfig(), work_px: i
     # crossing nearly the whole crop is a ruled line
     cfg = dataclasses.replace(cfg, line_frac=0.9)
     ink = ink_map(gray, cfg)
-    mask = binarize(ink, cfg)
+    mask = binarize(ink, cfg, ink_thresholds(ink, cfg))
     if not mask.any():
         return ink, None
     H, W = mask.shape

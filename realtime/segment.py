@@ -30,19 +30,30 @@ class SegmentConfig:
     # background estimate: max filter at 1/bg_scale resolution, wider than thick strokes
     bg_scale: int = 4
     bg_kernel: int = 9
-    weak: float = 0.16  # ink darkness (fraction of paper brightness) that may be ink
-    strong: float = 0.32  # darkness a component must reach somewhere to count as ink
+    # Ink darkness is a fraction of the local paper brightness. A component is ink when
+    # it reaches ``strong`` somewhere; its pixels down to ``weak`` belong to it. Both
+    # adapt per frame (Otsu between paper and ink, above the paper's noise) within these
+    # bounds, so faint pencil under blur is found and dark ink is not bloated.
+    weak: float = 0.16
+    strong: float = 0.32
+    min_strong: float = 0.13
+    noise_k: float = 5.0  # weak threshold at least this many paper-noise sigmas
     min_height_px: int = 12
     min_height_frac: float = 0.02  # of the frame's shorter side
     max_height_frac: float = 0.7
     min_aspect: float = 0.06  # width / height; a "1" is very narrow
-    max_aspect: float = 1.5
+    # wider components are kept as possibly touching digits, for the recognizer to split;
+    # a single digit is at most single_max_aspect wide
+    max_aspect: float = 3.4
+    single_max_aspect: float = 1.3
+    split_min_aspect: float = 0.8
     min_density: float = 0.06  # ink pixels / box area
     max_density: float = 0.8  # only checked on boxes wider than max_density_aspect
     max_density_aspect: float = 0.35
     # a straight run of ink longer than this share of the frame is a ruled or grid line;
     # digits up to ~160 px never have strokes that long at 640 px and up
     line_frac: float = 0.2
+    find_paper: bool = True  # ignore everything outside the sheet when a desk is visible
     merge_overlap: float = 0.5  # x-overlap (of the narrower box) for fragments to merge
     merge_height: float = 1.45  # merged height at most this times the taller fragment
 
@@ -57,11 +68,27 @@ class Candidate:
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
+    """Luma for display-like grayscale (BGR, BGRA or gray in)."""
     if frame.ndim == 2:
         return frame
     if frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
     return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
+def ink_gray(frame: np.ndarray) -> np.ndarray:
+    """The per-pixel median of B, G and R: the channel that separates ink from paper.
+
+    Coloured inks are dark in at least two channels (red ink in G and B, blue ink in G
+    and R) and black or pencil in all three, so their median is dark, near black ink's
+    contrast; printed ruled lines are dark in only one (light-blue rules in R, a red
+    margin in G and B), so their median stays as faint as in luma. Luma would make red
+    and blue ink as faint as the rules.
+    """
+    if frame.ndim == 2:
+        return frame
+    b, g, r = frame[..., 0], frame[..., 1], frame[..., 2]
+    return cv2.max(cv2.min(b, g), cv2.min(cv2.max(b, g), r))
 
 
 def ink_map(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
@@ -77,6 +104,55 @@ def ink_map(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarra
     g = cv2.GaussianBlur(gray, (3, 3), 0).astype(np.float32)
     ink = 1.0 - g / np.maximum(bg, 16.0)
     return np.clip(ink, 0.0, 1.0, out=ink)
+
+
+def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
+               min_sharpness: float = 0.18) -> np.ndarray | None:
+    """The sheet of paper, when a darker desk is visible around it: uint8 mask (255 =
+    paper, its edge trimmed), or ``None`` when the frame shows paper only.
+
+    The paper is the largest bright region (Otsu on a 1/``scale`` image), filled to its
+    convex hull (a sheet is a convex quadrilateral; ink and shadows make holes). It is
+    trusted only when it is much brighter than the rest AND its border is a sharp edge:
+    a soft shadow across a sheet that fills the frame also splits bright from dark, but
+    over many pixels, and must not cut the shaded digits away.
+    """
+    h, w = gray.shape
+    sw, sh = max(8, w // scale), max(8, h // scale)
+    small = cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_AREA)
+    _, bright = cv2.threshold(cv2.GaussianBlur(small, (3, 3), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    if n <= 1:
+        return None
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    comp = (labels == i).astype(np.uint8)
+    contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    filled = np.zeros_like(comp)
+    cv2.fillConvexPoly(filled, hull, 1)
+    frac = float(filled.mean())
+    if not 0.1 <= frac <= 0.96:
+        return None
+    inside, outside = float(small[filled > 0].mean()), float(small[filled == 0].mean())
+    step = inside - outside
+    if step < min_contrast or comp.sum() < 0.8 * filled.sum():
+        return None
+    # sharpness: brightness gradient across the hull's border (not the frame's) vs the step
+    edge = np.zeros_like(comp)
+    cv2.polylines(edge, [hull], True, 1, 1)
+    edge[:1, :] = edge[-1:, :] = 0
+    edge[:, :1] = edge[:, -1:] = 0
+    if edge.sum() < 8:
+        return None
+    f = small.astype(np.float32)
+    gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3) / 8
+    grad = cv2.dilate(np.sqrt(gx * gx + gy * gy), np.ones((3, 3), np.uint8))
+    if float(np.median(grad[edge > 0])) < min_sharpness * step:
+        return None
+    # trim the paper's own edge (it binarizes as a long line) by a cell
+    filled = cv2.erode(filled, np.ones((3, 3), np.uint8))
+    return cv2.resize(filled * 255, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
@@ -99,14 +175,38 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.n
     return cv2.bitwise_or(out, repair)
 
 
-def binarize(ink: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
+def ink_thresholds(ink: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
+                   region: np.ndarray | None = None) -> tuple[float, float]:
+    """``(weak, strong)`` for this frame: Otsu's split between paper and ink (on a
+    subsample), clamped to ``[min_strong, strong]``, with ``weak`` half of it but above
+    the paper's noise (robust sigma from the median absolute deviation)."""
+    sub = ink[::2, ::2]
+    if region is not None:
+        sub = sub[region[::2, ::2] > 0]
+    sub = sub.ravel()
+    if sub.size < 100:
+        return cfg.weak, cfg.strong
+    med = float(np.median(sub))
+    sigma = 1.4826 * float(np.median(np.abs(sub - med)))
+    cand = sub[sub > max(0.06, med + 3 * sigma)]
+    if cand.size < 50:
+        return cfg.weak, cfg.strong
+    t, _ = cv2.threshold(np.clip(cand * 255, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    strong = float(np.clip(t / 255.0, cfg.min_strong, cfg.strong))
+    weak = float(np.clip(max(0.5 * strong, med + cfg.noise_k * sigma), 0.06, cfg.weak))
+    return min(weak, 0.8 * strong), strong
+
+
+def binarize(ink: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
+             thresholds: tuple[float, float] | None = None) -> np.ndarray:
     """uint8 mask (255 = ink): weak ink connected to strong ink, lines removed."""
-    weak = (ink > cfg.weak).astype(np.uint8) * 255
+    weak_t, strong_t = thresholds if thresholds is not None else (cfg.weak, cfg.strong)
+    weak = (ink > weak_t).astype(np.uint8) * 255
     weak = remove_lines(weak, cfg)
     n, labels = cv2.connectedComponents(weak, connectivity=8)
     if n <= 1:
         return weak
-    strong = ink > cfg.strong
+    strong = ink > strong_t
     keep = np.zeros(n, bool)
     keep[np.unique(labels[strong & (weak > 0)])] = True
     keep[0] = False
@@ -206,6 +306,47 @@ def reading_rows(boxes: Sequence[Sequence[float]]) -> list[list[int]]:
     return [sorted(row, key=lambda j: boxes[j][0]) for row in rows]
 
 
+def split_candidate(cand: Candidate, parts: int, cfg: SegmentConfig = SegmentConfig(),
+                    tries: int = 2) -> list[list[Candidate]]:
+    """Ways to cut a component into ``parts`` digits side by side (touching digits).
+
+    Cuts are vertical, at the columns with the least ink near the evenly spaced
+    positions (the ``tries`` best per cut); each hypothesis is a list of part candidates
+    with tight boxes. Hypotheses with an empty or flat part are skipped.
+    """
+    x, y, w, h = cand.box
+    proj = cand.mask.sum(axis=0).astype(np.float64)
+    # smooth the profile a little so one stray pixel does not decide a cut
+    proj = np.convolve(proj, np.ones(3) / 3, mode="same")
+    options: list[list[int]] = []
+    for k in range(1, parts):
+        centre = k * w / parts
+        lo, hi = int(max(1, centre - 0.18 * w)), int(min(w - 1, centre + 0.18 * w))
+        if hi <= lo:
+            return []
+        cols = np.argsort(proj[lo:hi], kind="stable")[: max(1, tries)] + lo
+        options.append(sorted(int(c) for c in cols))
+    hyps: list[list[Candidate]] = []
+    for combo in np.array(np.meshgrid(*options)).T.reshape(-1, parts - 1):
+        edges = [0, *sorted(int(c) for c in combo), w]
+        if any(b - a < 2 for a, b in zip(edges, edges[1:])):
+            continue
+        part_list = []
+        for a, b in zip(edges, edges[1:]):
+            m = cand.mask[:, a:b]
+            ys, xs = np.nonzero(m)
+            if len(ys) == 0:
+                break
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            if (y1 - y0) < 0.4 * h:
+                break
+            part_list.append(Candidate(box=(x + a + int(x0), y + int(y0), int(x1 - x0), int(y1 - y0)),
+                                       mask=m[y0:y1, x0:x1]))
+        else:
+            hyps.append(part_list)
+    return hyps
+
+
 def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:
     """Candidates in reading order (see :func:`reading_rows`)."""
     rows = reading_rows([c.box for c in cands])
@@ -213,6 +354,11 @@ def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:
 
 
 def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> tuple[np.ndarray, list[Candidate]]:
-    """``(ink map, candidates)`` for a BGR or gray frame."""
-    ink = ink_map(to_gray(frame), cfg)
-    return ink, find_candidates(binarize(ink, cfg), cfg)
+    """``(ink map, candidates)`` for a BGR or gray frame: stages 1-3 in order."""
+    gray = ink_gray(frame)
+    ink = ink_map(gray, cfg)
+    paper = paper_mask(gray) if cfg.find_paper else None
+    mask = binarize(ink, cfg, ink_thresholds(ink, cfg, paper))
+    if paper is not None:
+        mask = cv2.bitwise_and(mask, paper)
+    return ink, find_candidates(mask, cfg)

@@ -107,3 +107,11 @@ class Tracker:
             if conf >= self.min_confidence:
                 out.append(Detection(box=d.box, digit=t.label, confidence=conf, probs=mean.astype(np.float32)))
         return out
+
+
+def detect_tracked(recognizer: "object", frame: np.ndarray, tracker: Tracker | None) -> list[Detection]:
+    """One frame through the recognizer and, when given, the tracker (as the CLI does):
+    the tracker sees every candidate and applies the confidence threshold after smoothing."""
+    if tracker is None:
+        return recognizer.detect(frame)
+    return tracker.update(recognizer.detect(frame, min_confidence=0.0))

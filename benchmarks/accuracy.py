@@ -1,0 +1,301 @@
+"""End-to-end accuracy as users see it: one table from rendered scenes, MNIST and photos.
+
+``python -m benchmarks.accuracy`` reports, for one checkpoint:
+
+- a fixed rendered set (default 80 frames of 640x480, 1,500+ MNIST *test* digits on
+  paper under random camera conditions; every 8th frame has touching digits and every
+  8th non-digit marks): recall, precision, label accuracy on matched digits and
+  **read correctly** (correct detections / true digits), overall and per condition;
+- the same frames read through plain-resized crops (stretched to 28x28, no MNIST-style
+  normalization), the baseline that shows what normalization buys;
+- live stability: label changes per 100 frames per digit on a steady-camera clip, with
+  and without the tracker;
+- MNIST test accuracy of the checkpoint (10,000 images);
+- the real photos in ``$PHOTOS_DIR`` (70 single digits through ``classify``, two sheets
+  through ``detect``): report only, never used to tune anything.
+
+A detection matches a true digit when their boxes overlap with IoU >= 0.3 or each box's
+centre lies inside the other (``benchmarks.metrics``), one to one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from benchmarks.metrics import Counts, match
+from benchmarks.scenes import SceneConfig, frame_seed, render_frames, render_scene
+
+log = logging.getLogger(__name__)
+
+PHOTOS_ENV = "PHOTOS_DIR"
+
+
+def frame_conditions(cfg: SceneConfig) -> list[str]:
+    """The named conditions a rendered frame falls under (for the per-condition table)."""
+    c = [f"paper={cfg.paper}", f"lines={cfg.lines}", f"ink={cfg.ink}"]
+    if cfg.desk:
+        c.append("desk")
+    if cfg.tilt and cfg.tilt >= 0.5:
+        c.append("strong tilt")
+    if cfg.shadow and cfg.shadow >= 0.4:
+        c.append("shadow")
+    if cfg.blur in ("defocus", "motion"):
+        c.append(f"blur={cfg.blur}")
+    if cfg.pen_px is not None and cfg.pen_px <= -3:
+        c.append("thin pen")
+    if cfg.pen_px is not None and cfg.pen_px >= 2:
+        c.append("marker")
+    if cfg.jpeg and cfg.jpeg < 75:
+        c.append("jpeg<75")
+    if cfg.brightness is not None and cfg.brightness < 0.85:
+        c.append("dim")
+    if cfg.touching_prob > 0:
+        c.append("touching")
+    if cfg.distractors:
+        c.append("non-digit marks")
+    return c
+
+
+def scene_set(n_frames: int, seed: int, width: int, height: int) -> list[tuple[int, SceneConfig]]:
+    """The fixed evaluation set: ``(frame seed, config)`` per frame."""
+    out = []
+    for i in range(n_frames):
+        cfg = SceneConfig(width=width, height=height)
+        if i % 8 == 6:
+            cfg = replace(cfg, touching_prob=0.6, group_prob=0.9)
+        elif i % 8 == 7:
+            cfg = replace(cfg, distractors=("letters", "scribbles", "dots", "dashes"))
+        out.append((frame_seed(seed, i), cfg))
+    return out
+
+
+def evaluate_scenes(rec: Any, frames: list[tuple[int, SceneConfig]], digits: tuple[Any, Any],
+                    plain: bool = False) -> dict[str, Any]:
+    total = Counts()
+    per_cond: dict[str, Counts] = defaultdict(Counts)
+    size_cnt: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # true, matched, correct
+    ms = []
+    for seed, cfg in frames:
+        frame, truths, resolved = render_scene(seed, cfg, digits)
+        t0 = time.perf_counter()
+        dets = rec.detect(frame, plain=plain)
+        ms.append((time.perf_counter() - t0) * 1000)
+        res = match(dets, truths)
+        correct_pairs = [(d, t) for d, t in res.pairs if dets[d].digit == truths[t].label]
+        c = Counts(true_digits=len(truths), detections=len(dets), matched=len(res.pairs), correct=len(correct_pairs))
+        total += c
+        for name in frame_conditions(resolved):
+            per_cond[name] += c
+        matched_t = {t for _, t in res.pairs}
+        correct_t = {t for _, t in correct_pairs}
+        for ti, t in enumerate(truths):
+            h = t.box[3]
+            bucket = "digits <32 px" if h < 32 else ("digits >=80 px" if h >= 80 else "digits 32-79 px")
+            size_cnt[bucket][0] += 1
+            size_cnt[bucket][1] += ti in matched_t
+            size_cnt[bucket][2] += ti in correct_t
+    return {
+        "frames": len(frames),
+        "overall": total.as_dict(),
+        "conditions": {k: v.as_dict() for k, v in sorted(per_cond.items())},
+        "sizes": {k: {"true_digits": v[0], "recall": v[1] / max(v[0], 1), "read_correctly": v[2] / max(v[0], 1)}
+                  for k, v in sorted(size_cnt.items())},
+        "ms_median": float(np.median(ms)) if ms else 0.0,
+    }
+
+
+def flicker(rec: Any, digits: tuple[Any, Any], n_frames: int, seed: int, width: int, height: int,
+            use_tracker: bool, fps: float = 30.0) -> dict[str, Any]:
+    """Label changes per 100 frames per digit on a steady-camera clip, after the first second."""
+    from realtime.tracker import Tracker, detect_tracked
+
+    tracker = Tracker(min_confidence=rec.min_confidence) if use_tracker else None
+    cfg = SceneConfig(width=width, height=height, tilt=0.3, desk=False)
+    last: dict[int, int] = {}
+    changes, present = 0, 0
+    warm = int(fps)
+    for i, (frame, truths) in enumerate(render_frames(seed, n_frames, cfg, motion="steady", fps=fps, digits=digits)):
+        dets = detect_tracked(rec, frame, tracker)
+        res = match(dets, truths)
+        seen = {t: dets[d].digit for d, t in res.pairs}
+        if i < warm:
+            last.update(seen)
+            continue
+        for t in range(len(truths)):
+            label = seen.get(t, -1)  # a digit that vanishes and returns also flickers
+            present += 1
+            if t in last and last[t] != label:
+                changes += 1
+            last[t] = label
+    return {"frames": n_frames, "digit_frames": present,
+            "changes_per_100_frames_per_digit": 100.0 * changes / max(present, 1)}
+
+
+def evaluate_photos(rec: Any, photos_dir: Path) -> dict[str, Any]:
+    from benchmarks.metrics import score_frame
+
+    out: dict[str, Any] = {}
+    labels_csv = photos_dir / "digits" / "labels.csv"
+    if labels_csv.is_file():
+        with open(labels_csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+        imgs = [cv2.imread(str(photos_dir / "digits" / r["path"])) for r in rows]
+        truth = [int(r["label"]) for r in rows]
+        for name, plain in (("photos_classify", False), ("photos_classify_plain_resize", True)):
+            preds = rec.classify(imgs, plain=plain)
+            ok = sum(p[0] == t for p, t in zip(preds, truth))
+            out[name] = {"correct": ok, "total": len(truth), "accuracy": ok / max(len(truth), 1)}
+        wrong = [(r["path"], t, p[0]) for r, t, p in zip(rows, truth, rec.classify(imgs)) if p[0] != t]
+        out["photos_classify"]["wrong"] = wrong
+    sheets_json = photos_dir / "sheets" / "labels.json"
+    if sheets_json.is_file():
+        labels = json.loads(sheets_json.read_text())
+        for name, plain in (("sheets_detect", False), ("sheets_detect_plain_resize", True)):
+            total = Counts()
+            for fname, d in labels.items():
+                img = cv2.imread(str(photos_dir / "sheets" / fname))
+                truths = [{"box": t["box_xywh"], "label": t["label"]} for t in d["digits"]]
+                total += score_frame(rec.detect(img, plain=plain), truths)
+            out[name] = total.as_dict()
+    return out
+
+
+def evaluate_mnist(weights: str | None, data_dir: str | None) -> dict[str, Any]:
+    from realtime.recognizer import default_weights
+    from training.checkpoint import load_checkpoint
+    from training.data import load_mnist
+    from training.evaluate import evaluate_model
+
+    model, ckpt = load_checkpoint(weights or default_weights())
+    images, labels = load_mnist("test", data_dir)
+    norm = ckpt["normalization"]
+    res = evaluate_model(model, images, labels, norm["mean"], norm["std"])
+    return {"accuracy": res.accuracy, "loss": res.loss, "errors": int((res.predictions != res.labels).sum())}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:6.2f}%"
+
+
+def format_table(r: dict[str, Any]) -> str:
+    lines = []
+    s, b = r["scenes"], r.get("scenes_plain_resize")
+    o = s["overall"]
+    lines.append(f"Rendered scenes: {s['frames']} frames, {o['true_digits']} digits "
+                 f"(median detect {s['ms_median']:.1f} ms/frame)")
+    lines.append(f"{'':24} {'recall':>8} {'precision':>9} {'label acc':>9} {'read ok':>8} {'digits':>7}")
+
+    def row(name: str, c: dict[str, Any]) -> str:
+        return (f"{name:24} {_pct(c['recall']):>8} {_pct(c['precision']):>9} {_pct(c['label_accuracy']):>9} "
+                f"{_pct(c['read_correctly']):>8} {c['true_digits']:>7}")
+
+    lines.append(row("ALL (MNIST-style crops)", o))
+    if b:
+        lines.append(row("ALL (plain resize)", b["overall"]))
+    lines.append("per condition:")
+    for k, c in s["conditions"].items():
+        lines.append(row("  " + k, c))
+    for k, c in s["sizes"].items():
+        lines.append(f"  {k:22} {_pct(c['recall']):>8} {'':>9} {'':>9} {_pct(c['read_correctly']):>8} "
+                     f"{c['true_digits']:>7}")
+    worst = min(s["conditions"].items(), key=lambda kv: kv[1]["read_correctly"], default=None)
+    if worst:
+        lines.append(f"worst condition: {worst[0]} ({_pct(worst[1]['read_correctly']).strip()} read correctly)")
+    if "flicker" in r:
+        f = r["flicker"]
+        lines.append(f"Steady clip ({f['tracked']['frames']} frames): label changes per 100 frames per digit: "
+                     f"{f['tracked']['changes_per_100_frames_per_digit']:.2f} tracked, "
+                     f"{f['untracked']['changes_per_100_frames_per_digit']:.2f} frame by frame")
+    if "mnist" in r:
+        m = r["mnist"]
+        lines.append(f"MNIST test: {_pct(m['accuracy']).strip()} ({m['errors']} errors / 10,000), loss {m['loss']:.4f}")
+    p = r.get("photos", {})
+    if "photos_classify" in p:
+        a, pb = p["photos_classify"], p["photos_classify_plain_resize"]
+        lines.append(f"Real single-digit photos (classify): {a['correct']}/{a['total']} = {_pct(a['accuracy']).strip()}"
+                     f"  (plain resize: {pb['correct']}/{pb['total']} = {_pct(pb['accuracy']).strip()})")
+    if "sheets_detect" in p:
+        sh, sb = p["sheets_detect"], p["sheets_detect_plain_resize"]
+        lines.append(f"Real sheets (detect): read correctly {sh['correct']}/{sh['true_digits']} = "
+                     f"{_pct(sh['read_correctly']).strip()}, precision {_pct(sh['precision']).strip()}"
+                     f"  (plain resize: {sb['correct']}/{sb['true_digits']})")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--weights", default=None, help="checkpoint (default: $DIGITS_WEIGHTS or assets/digits.pt)")
+    p.add_argument("--frames", type=int, default=80, help="rendered frames in the fixed set")
+    p.add_argument("--seed", type=int, default=2026, help="seed of the fixed set")
+    p.add_argument("--width", type=int, default=640, help="frame width")
+    p.add_argument("--height", type=int, default=480, help="frame height")
+    p.add_argument("--flicker-frames", type=int, default=120, help="length of the steady clip (0 skips it)")
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
+    p.add_argument("--photos-dir", default=None, help="real photos folder (default: $PHOTOS_DIR; skipped if unset)")
+    p.add_argument("--no-mnist", action="store_true", help="skip the 10,000-image MNIST test accuracy")
+    p.add_argument("--no-baseline", action="store_true", help="skip the plain-resize baseline")
+    p.add_argument("--min-confidence", type=float, default=None, help="override the recognizer's threshold")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for the network")
+    p.add_argument("--json", default=None, help="also write the results here as JSON")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from realtime.recognizer import DEFAULT_MIN_CONFIDENCE, Recognizer
+    from training.checkpoint import CheckpointError
+    from training.data import DataError, load_mnist
+
+    try:
+        rec = Recognizer.load(a.weights, threads=a.threads,
+                              min_confidence=DEFAULT_MIN_CONFIDENCE if a.min_confidence is None else a.min_confidence)
+        digits = load_mnist("test", a.data_dir)
+    except (CheckpointError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    digits = (digits[0].numpy(), digits[1].numpy())
+    frames = scene_set(a.frames, a.seed, a.width, a.height)
+    t0 = time.perf_counter()
+    r: dict[str, Any] = {
+        "weights": rec.weights_path, "backend": rec.backend.name, "min_confidence": rec.min_confidence,
+        "set": {"frames": a.frames, "seed": a.seed, "width": a.width, "height": a.height},
+        "scenes": evaluate_scenes(rec, frames, digits),
+    }
+    if not a.no_baseline:
+        r["scenes_plain_resize"] = evaluate_scenes(rec, frames, digits, plain=True)
+    if a.flicker_frames > 0:
+        r["flicker"] = {
+            "tracked": flicker(rec, digits, a.flicker_frames, a.seed + 1, a.width, a.height, True),
+            "untracked": flicker(rec, digits, a.flicker_frames, a.seed + 1, a.width, a.height, False),
+        }
+    if not a.no_mnist:
+        r["mnist"] = evaluate_mnist(a.weights, a.data_dir)
+    photos = a.photos_dir or os.environ.get(PHOTOS_ENV)
+    if photos:
+        if not Path(photos).is_dir():
+            print(f"error: photos folder not found: {photos}", file=sys.stderr)
+            return 2
+        r["photos"] = evaluate_photos(rec, Path(photos))
+    r["seconds"] = round(time.perf_counter() - t0, 1)
+    print(format_table(r))
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(r, indent=2, default=float) + "\n")
+        print(f"results written to {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
