@@ -73,6 +73,10 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
             torch.save(ckpt, f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); a checkpoint is an ordinary file
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
