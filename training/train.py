@@ -246,11 +246,6 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
             "elapsed_s": round(elapsed0 + time.perf_counter() - t_run, 2),
         }
         rows.append(row)
-        log_line(
-            f"epoch {epoch:>3}/{settings.epochs}  loss {m['train_loss']:.4f}  train {100 * m['train_acc']:.2f}%  "
-            f"test {100 * res.accuracy:.2f}% (loss {res.loss:.4f})  {m['images_per_s']:,.0f} img/s  "
-            f"{m['epoch_s']:.0f}s"
-        )
         training_state = {
             "epoch": epoch, "rows": rows, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "ema": ema.state_dict(), "generator": gen.get_state(),
@@ -262,6 +257,12 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
             last_path,
         )
         _write_metrics(out / "metrics.csv", rows)
+        # only now report the epoch: an interrupt right after this line keeps its checkpoint
+        log_line(
+            f"epoch {epoch:>3}/{settings.epochs}  loss {m['train_loss']:.4f}  train {100 * m['train_acc']:.2f}%  "
+            f"test {100 * res.accuracy:.2f}% (loss {res.loss:.4f})  {m['images_per_s']:,.0f} img/s  "
+            f"{m['epoch_s']:.0f}s"
+        )
 
     if res is None:  # resumed a finished run: re-evaluate for the artifacts
         eval_model.load_state_dict(ema.shadow)

@@ -1,0 +1,200 @@
+"""Tests for training.train, the ``python -m training`` CLI and training.evaluate, on real MNIST.
+
+Covers: a short real run (312 SGD steps on the first 20,000 train images) reaching at
+least 95% on the first 1,000 test images; the CLI end to end writing every run
+artifact (settings, metrics, resumable and final checkpoints, export, plots, final
+metrics) consistently; an interrupt right after an epoch's summary line keeping that
+epoch's checkpoint, and ``resume`` finishing the run exactly as an uninterrupted run
+would; ``--help`` listing the options; and (slow, ``-m slow``) the shipped
+``assets/digits.pt`` scoring at least 99.6% on the full 10,000-image test set, also
+through ``python -m training.evaluate``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.checkpoint import load_checkpoint, read_checkpoint
+from training.data import load_mnist
+from training.evaluate import evaluate_model
+from training.train import METRIC_FIELDS, TrainSettings, run_training
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _cli(repo_root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=repo_root, capture_output=True, text=True,
+        timeout=timeout, env=dict(os.environ),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """run_training sets torch's thread count for the process; give the next test its own."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _quick(mnist_dir: Path, out: Path, **kw) -> TrainSettings:
+    """A small run: 31 steps per epoch on 2,000 images, evaluated on 500."""
+    base = dict(data_dir=str(mnist_dir), out=str(out), epochs=2, batch_size=64, train_subset=2000,
+                test_subset=500, threads=1, progress=False, seed=0)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def test_short_training_run_learns_digits(mnist_dir: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    settings = TrainSettings(data_dir=str(mnist_dir), out=str(tmp_path / "run"), epochs=1, batch_size=64,
+                             train_subset=20000, test_subset=1000, threads=1, progress=False, seed=0)
+    final = run_training(settings, log_line=lines.append)
+    m = final["metrics"]
+    assert m["test_images"] == 1000
+    assert m["test_accuracy"] >= 0.95, m["test_accuracy"]
+    assert m["epochs"] == 1
+    assert sum(1 for s in lines if s.startswith("epoch ")) == 1
+    # the reported accuracy is the shipped weights' accuracy on exactly those images
+    model, ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
+    images, labels = load_mnist("test", mnist_dir)
+    norm = ckpt["normalization"]
+    res = evaluate_model(model, images[:1000], labels[:1000], norm["mean"], norm["std"])
+    assert res.accuracy == pytest.approx(m["test_accuracy"], abs=1e-6)
+
+
+def test_cli_writes_every_artifact(mnist_dir: Path, tmp_path: Path, repo_root: Path) -> None:
+    out = tmp_path / "run"
+    export = tmp_path / "exported.pt"
+    proc = _cli(repo_root, "training", "--epochs", "2", "--train-subset", "2000", "--test-subset", "500",
+                "--out", str(out), "--no-progress", "--export", str(export), "--data-dir", str(mnist_dir),
+                "--threads", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"^epoch +1/2 ", proc.stdout, re.M) and re.search(r"^epoch +2/2 ", proc.stdout, re.M)
+    assert "done: test accuracy" in proc.stdout
+
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["epochs"] == 2 and settings["train_subset"] == 2000 and settings["test_subset"] == 500
+    assert settings["out"] == str(out) and settings["export"] == str(export)
+    assert settings["progress"] is False and settings["threads"] == 1
+
+    header, rows = _rows(out / "metrics.csv")
+    assert header == METRIC_FIELDS
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert all(r[k] != "" for k in METRIC_FIELDS)
+        assert 0.0 <= float(r["test_acc"]) <= 1.0
+
+    last = read_checkpoint(out / "last.pt")
+    assert last["training_state"]["epoch"] == 2
+    load_checkpoint(out / "last.pt")
+
+    model, final = load_checkpoint(out / "model.pt")
+    assert "training_state" not in final  # the shipped file carries no optimizer state
+    exp_model, exported = load_checkpoint(export)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, exp_model.state_dict()[k])
+    for ckpt in (final, exported):
+        m = ckpt["metrics"]
+        assert m["test_images"] == 500 and m["epochs"] == 2
+        assert m["test_accuracy"] == pytest.approx(float(rows[-1]["test_acc"]), abs=1e-6)
+        assert m["test_accuracy"] > 0.15  # 30 steps of 128: clearly above chance (10%), no more
+        assert ckpt["settings"]["epochs"] == 2
+
+    final_metrics = json.loads((out / "final_metrics.json").read_text())
+    assert final_metrics["test_accuracy"] == pytest.approx(final["metrics"]["test_accuracy"])
+    assert final_metrics["test_errors"] == round((1 - final_metrics["test_accuracy"]) * 500)
+    assert len(final_metrics["per_class_accuracy"]) == 10
+
+    for name in ("curves.png", "confusion_matrix.png", "mistakes.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE), name
+        assert len(data) > 1000, name
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def test_interrupt_after_epoch_then_resume(mnist_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+
+    def interrupt_after_epoch_1(line: str) -> None:
+        if line.startswith("epoch   1/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_quick(mnist_dir, run), log_line=interrupt_after_epoch_1)
+
+    # the epoch whose line was printed is safe on disk
+    last = read_checkpoint(run / "last.pt")
+    assert last["training_state"]["epoch"] == 1
+    assert last["metrics"]["epochs"] == 1
+    load_checkpoint(run / "last.pt")
+    assert not (run / "model.pt").exists()
+    _, rows_before = _rows(run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows_before] == [1]
+
+    lines: list[str] = []
+    # only machine-local settings are given: the run's own (epochs, subsets, seed...) come from last.pt
+    final = run_training(TrainSettings(data_dir=str(mnist_dir), out=str(run), resume=True, threads=1,
+                                       progress=False), log_line=lines.append)
+    assert any(s.startswith("resuming") and "after epoch 1/2" in s for s in lines), lines
+    assert [s.split()[1] for s in lines if s.startswith("epoch ")] == ["2/2"]
+    _, rows_after = _rows(run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows_after] == [1, 2]
+    assert rows_after[0] == rows_before[0]
+    assert final["metrics"]["epochs"] == 2 and final["metrics"]["test_images"] == 500
+    assert read_checkpoint(run / "last.pt")["training_state"]["epoch"] == 2
+
+    # resuming restored model, optimizer, schedule, EMA and RNG: same weights as one straight run
+    straight = run_training(_quick(mnist_dir, tmp_path / "straight"), log_line=lambda s: None)
+    for k, v in final["state_dict"].items():
+        diff = float((v.float() - straight["state_dict"][k].float()).abs().max()) if v.numel() else 0.0
+        assert diff < 1e-5, f"{k} differs from the uninterrupted run by {diff}"
+    assert final["metrics"]["test_accuracy"] == pytest.approx(straight["metrics"]["test_accuracy"], abs=0.005)
+
+
+def test_cli_help_lists_options(repo_root: Path) -> None:
+    proc = _cli(repo_root, "training", "--help", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for opt in ("--data-dir", "--epochs", "--batch-size", "--seed", "--threads", "--out", "--resume",
+                "--export", "--train-subset", "--test-subset", "--no-progress", "--download"):
+        assert opt in proc.stdout, opt
+
+
+@pytest.mark.slow
+def test_shipped_checkpoint_accuracy(mnist_dir: Path, repo_root: Path) -> None:
+    weights = repo_root / "assets" / "digits.pt"
+    if not weights.is_file():
+        pytest.skip(f"{weights} does not exist yet (train it with: python -m training --export assets/digits.pt)")
+    model, ckpt = load_checkpoint(weights)
+    images, labels = load_mnist("test", mnist_dir)
+    assert len(labels) == 10000
+    norm = ckpt["normalization"]
+    res = evaluate_model(model, images, labels, norm["mean"], norm["std"])
+    assert res.accuracy >= 0.996, res.accuracy
+
+    proc = _cli(repo_root, "training.evaluate", "--weights", str(weights), "--data-dir", str(mnist_dir),
+                timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    m = re.search(r"test accuracy (\d+\.\d+)% \((\d+) errors of 10000\)", proc.stdout)
+    assert m, proc.stdout
+    assert float(m.group(1)) == pytest.approx(100 * res.accuracy, abs=0.006)
+    assert int(m.group(2)) == int((res.predictions != res.labels).sum())
+    per_class = [ln for ln in proc.stdout.splitlines() if ln.startswith("per-class accuracy:")]
+    assert len(per_class) == 1
+    assert re.findall(r"\b(\d):\d+\.\d+%", per_class[0]) == [str(d) for d in range(10)]
