@@ -46,7 +46,7 @@ class SegmentConfig:
     # a single digit is at most single_max_aspect wide
     max_aspect: float = 3.4
     single_max_aspect: float = 1.3
-    split_min_aspect: float = 0.8
+    split_min_aspect: float = 0.9
     min_density: float = 0.06  # ink pixels / box area
     max_density: float = 0.8  # only checked on boxes wider than max_density_aspect
     max_density_aspect: float = 0.35
@@ -180,9 +180,10 @@ def ink_thresholds(ink: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
     """``(weak, strong)`` for this frame: Otsu's split between paper and ink (on a
     subsample), clamped to ``[min_strong, strong]``, with ``weak`` half of it but above
     the paper's noise (robust sigma from the median absolute deviation)."""
-    sub = ink[::2, ::2]
+    # every 4th pixel each way: the statistics are the same, 16x cheaper
+    sub = ink[::4, ::4]
     if region is not None:
-        sub = sub[region[::2, ::2] > 0]
+        sub = sub[region[::4, ::4] > 0]
     sub = sub.ravel()
     if sub.size < 100:
         return cfg.weak, cfg.strong
@@ -281,7 +282,7 @@ def find_candidates(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> l
         if x0 == 0 or y0 == 0 or x1 == W or y1 == H:
             continue
         sub = labels[y0:y1, x0:x1]
-        m = np.isin(sub, ids[members])
+        m = sub == ids[members[0]] if len(members) == 1 else np.isin(sub, ids[members])
         out.append(Candidate(box=(x0, y0, w, h), mask=m))
     return sort_reading_order(out)
 

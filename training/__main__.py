@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from training.train import TrainSettings
 
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    restore = _interrupt_on_signals()
     try:
         final = run_training(settings, log_line=lambda s: print(s, flush=True))
     except (DataError, CheckpointError) as err:
@@ -69,7 +71,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     m = final["metrics"]
     print(f"done: test accuracy {100 * m['test_accuracy']:.2f}%, loss {m['test_loss']:.4f}, "
           f"{m['train_seconds'] / 60:.1f} min; run folder {settings.out}")
+    restore()
     return 0
+
+
+def _interrupt_on_signals() -> Callable[[], None]:
+    """Ctrl-C and SIGTERM both stop training between two Python steps with
+    KeyboardInterrupt, so the message below is printed and the last complete epoch's
+    checkpoint (written atomically) is what remains. SIGINT is set explicitly because a
+    job started in the background by a shell inherits it as ignored."""
+    def handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    return restore
 
 
 if __name__ == "__main__":
