@@ -213,10 +213,29 @@ def run(settings: LiveSettings) -> int:
     return 0
 
 
+def quiet_opencv() -> None:
+    """Silence OpenCV's and FFmpeg's own stderr logging (unless ``-v``).
+
+    A camera index that does not open makes OpenCV print a dozen WARN/ERROR lines and a
+    corrupt video makes FFmpeg print "moov atom not found"; the CLI reports every such
+    failure itself, in one ``error:`` line. FFmpeg reads its level when a capture first
+    opens, so setting the variable here (before any source is opened) is in time.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # a cv2 build without the logging utilities
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     logging.basicConfig(level=logging.INFO if settings.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not settings.verbose:
+        quiet_opencv()
     from realtime.sinks import Shutdown, SinkError, graceful_shutdown
     from realtime.sources import SourceError
     from training.checkpoint import CheckpointError

@@ -215,7 +215,7 @@ class Recognizer:
             if aspect >= cfg.split_min_aspect:
                 n_parts = [2] + ([3] if aspect >= 1.5 else [])
                 for n in n_parts:
-                    for parts in split_candidate(c, n, cfg):
+                    for parts in split_candidate(c, n, cfg, tries=1):
                         alts.append(list(range(len(crops), len(crops) + len(parts))))
                         crops.extend(parts)
             hypotheses.append(alts)
@@ -284,7 +284,8 @@ def digit_ink(crop: np.ndarray, cfg: SegmentConfig = SegmentConfig(), work_px: i
     # crossing nearly the whole crop is a ruled line
     cfg = dataclasses.replace(cfg, line_frac=0.9)
     ink = ink_map(gray, cfg)
-    mask = binarize(ink, cfg, ink_thresholds(ink, cfg))
+    weak, strong = ink_thresholds(ink, cfg)
+    mask = binarize(ink, cfg, (weak, strong))
     if not mask.any():
         return ink, None
     H, W = mask.shape
@@ -305,6 +306,12 @@ def digit_ink(crop: np.ndarray, cfg: SegmentConfig = SegmentConfig(), work_px: i
     main = int(score.argmax())
     keep = score >= 0.25 * score[main]
     keep[0] = False
+    # hysteresis: a group must be properly dark somewhere (paper texture is not)
+    peak = np.zeros(n, np.float32)
+    np.maximum.at(peak, labels[mask > 0], ink[mask > 0])
+    keep &= peak >= strong
+    if not keep.any():
+        return ink, None
     digit = keep[labels] & (mask > 0)
     ys, xs = np.nonzero(digit)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1

@@ -1,0 +1,287 @@
+"""Speed on this CPU: the live pipeline per frame, the model alone, and training.
+
+``python -m benchmarks.speed`` measures, with 1 and 2 threads:
+
+- **pipeline**: per-frame processing time (decoded image -> detections: preprocess,
+  segment, normalize, classify) on rendered 640x480 and 1280x720 frames with about
+  30 digits each: p50, p99 and FPS (1000 / mean ms). In the same run, the same pipeline
+  calling the model once per crop instead of once per frame, and the ratio;
+- **model**: inference throughput (images/s) of the checkpoint at batch 1, 16 and 256,
+  ONNX Runtime and PyTorch eager;
+- **training** (``--train``): training throughput (images/s) over a fixed number of
+  steps, and (``--time-to-99``) the wall time for a fresh run to first reach 99.0% on
+  the MNIST test set, evaluated every 100 steps.
+
+Medians are quoted because a shared 2-core machine has outliers; video decode is
+excluded by rendering frames to memory first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from benchmarks.scenes import SceneConfig, frame_seed, render_scene
+
+
+class PerCropBackend:
+    """Wraps a backend so the model runs once per crop (the slow way, for comparison)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = f"{inner.name} per crop"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.inner(x[i : i + 1]) for i in range(len(x))], axis=0)
+
+
+def _stats(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {"p50_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)),
+            "mean_ms": float(a.mean()), "fps": float(1000.0 / a.mean())}
+
+
+def render_bench_frames(digits: tuple[Any, Any], width: int, height: int, n: int, seed: int) -> list[np.ndarray]:
+    """``n`` frames of about 30 digits, random camera conditions, digits sized to the frame."""
+    scale = height / 480
+    cfg = SceneConfig(width=width, height=height, n_digits=30,
+                      digit_px=(int(25 * scale), int(60 * scale)), group_prob=0.5)
+    return [render_scene(frame_seed(seed, i), cfg, digits)[0] for i in range(n)]
+
+
+def time_pipeline(detect: Callable[[np.ndarray], Any], frames: list[np.ndarray], repeats: int) -> tuple[dict[str, float], float]:
+    for f in frames[:3]:
+        detect(f)  # warm caches
+    ms, found = [], 0
+    for _ in range(repeats):
+        for f in frames:
+            t0 = time.perf_counter()
+            dets = detect(f)
+            ms.append((time.perf_counter() - t0) * 1000)
+            found += len(dets)
+    return _stats(ms), found / (repeats * len(frames))
+
+
+def bench_pipeline(weights: str | None, digits: tuple[Any, Any], threads: int, sizes: Sequence[tuple[int, int]],
+                   n_frames: int, repeats: int, backend: str) -> list[dict[str, Any]]:
+    import cv2
+
+    from realtime.recognizer import Recognizer
+
+    cv2.setNumThreads(threads)
+    rows = []
+    for w, h in sizes:
+        frames = render_bench_frames(digits, w, h, n_frames, seed=7)
+        rec = Recognizer.load(weights, threads=threads, backend=backend)
+        batched, per_frame = time_pipeline(rec.detect, frames, repeats)
+        rec.backend = PerCropBackend(rec.backend)
+        single, _ = time_pipeline(rec.detect, frames, max(1, repeats // 2))
+        rows.append({"size": f"{w}x{h}", "threads": threads, "backend": rec.backend.inner.name,
+                     "digits_per_frame": per_frame, "batched": batched, "per_crop": single,
+                     "per_crop_over_batched": single["mean_ms"] / batched["mean_ms"]})
+    return rows
+
+
+def bench_model(weights: str | None, threads: int, batches: Sequence[int] = (1, 16, 256),
+                seconds: float = 1.0) -> list[dict[str, Any]]:
+    from realtime.recognizer import Recognizer
+
+    rows = []
+    for backend in ("onnx", "torch"):
+        rec = Recognizer.load(weights, threads=threads, backend=backend)
+        for b in batches:
+            x = np.random.default_rng(0).random((b, 28, 28), dtype=np.float32)
+            rec.predict(x)
+            ts = []
+            t_end = time.perf_counter() + seconds
+            while time.perf_counter() < t_end or len(ts) < 5:
+                t0 = time.perf_counter()
+                rec.predict(x)
+                ts.append(time.perf_counter() - t0)
+            med = float(np.median(ts))
+            rows.append({"backend": rec.backend.name, "threads": threads, "batch": b,
+                         "ms_per_batch": med * 1000, "images_per_s": b / med})
+    return rows
+
+
+def bench_training(data_dir: str | None, threads: int, steps: int = 60, batch: int = 128) -> dict[str, Any]:
+    import torch
+
+    from training.augment import AugmentConfig, augment
+    from training.checkpoint import MNIST_NORMALIZATION
+    from training.data import load_mnist
+    from training.model import ModelConfig, build_model
+
+    torch.set_num_threads(threads)
+    x, y = load_mnist("train", data_dir)
+    model = build_model(ModelConfig())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    g = torch.Generator().manual_seed(0)
+    mean, std = MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"]
+
+    def step(i: int) -> None:
+        idx = torch.randint(0, len(x), (batch,), generator=g)
+        xb = (augment(x[idx].float().div(255).unsqueeze(1), AugmentConfig(), g) - mean) / std
+        loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for i in range(5):
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    dt = time.perf_counter() - t0
+    return {"threads": threads, "batch": batch, "steps": steps, "images_per_s": steps * batch / dt}
+
+
+def time_to_accuracy(data_dir: str | None, threads: int, target: float = 0.99, epochs: int = 40,
+                     every: int = 100, limit_s: float = 600.0) -> dict[str, Any]:
+    """A fresh run of the shipped recipe; wall time (training + evaluations) until the
+    EMA weights first reach ``target`` on the 10,000 test images."""
+    import torch
+
+    from training.checkpoint import MNIST_NORMALIZATION
+    from training.data import load_mnist
+    from training.evaluate import evaluate_model
+    from training.model import ModelConfig, build_model
+    from training.train import EMA, TrainSettings, train_one_epoch
+
+    torch.set_num_threads(threads)
+    settings = TrainSettings(epochs=epochs, threads=threads, progress=False)
+    torch.manual_seed(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    tx, ty = load_mnist("train", data_dir)
+    vx, vy = load_mnist("test", data_dir)
+    model = build_model(ModelConfig())
+    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True,
+                          weight_decay=settings.weight_decay)
+    spe = len(tx) // settings.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, epochs=epochs, steps_per_epoch=spe,
+                                                pct_start=0.15, div_factor=20.0, final_div_factor=200.0)
+    ema = EMA(model, settings.ema_decay)
+    probe = build_model(model.config)
+    state = {"steps": 0, "hit": None, "eval_s": 0.0}
+    t0 = time.perf_counter()
+
+    class _Reached(Exception):
+        pass
+
+    def progress(n: int, loss: float, acc: float) -> None:
+        state["steps"] += 1
+        if state["steps"] % every:
+            return
+        te = time.perf_counter()
+        probe.load_state_dict(ema.shadow)
+        res = evaluate_model(probe, vx, vy, MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"])
+        state["eval_s"] += time.perf_counter() - te
+        if res.accuracy >= target:
+            state["hit"] = (time.perf_counter() - t0, state["steps"], res.accuracy)
+            raise _Reached
+        if time.perf_counter() - t0 > limit_s:
+            raise _Reached
+
+    try:
+        for _ in range(epochs):
+            train_one_epoch(model, tx, ty, opt, sched, ema, settings, gen, progress)
+    except _Reached:
+        pass
+    hit = state["hit"]
+    return {"threads": threads, "target": target, "reached": hit is not None,
+            "wall_s": hit[0] if hit else None, "steps": hit[1] if hit else state["steps"],
+            "images": (hit[1] if hit else state["steps"]) * settings.batch_size,
+            "accuracy": hit[2] if hit else None, "eval_s_included": state["eval_s"]}
+
+
+def format_report(r: dict[str, Any]) -> str:
+    out = []
+    if r.get("pipeline"):
+        out.append("Pipeline per frame (decoded frame -> detections), rendered frames with ~30 digits:")
+        out.append(f"{'size':>9} {'thr':>3} {'digits':>6} | {'p50 ms':>7} {'p99 ms':>7} {'FPS':>6} | "
+                   f"{'per-crop p50':>12} {'FPS':>6} | {'per-crop/batched':>16}")
+        for p in r["pipeline"]:
+            b, s = p["batched"], p["per_crop"]
+            out.append(f"{p['size']:>9} {p['threads']:>3} {p['digits_per_frame']:6.1f} | {b['p50_ms']:7.2f} "
+                       f"{b['p99_ms']:7.2f} {b['fps']:6.0f} | {s['p50_ms']:12.2f} {s['fps']:6.0f} | "
+                       f"{p['per_crop_over_batched']:15.2f}x")
+    if r.get("model"):
+        out.append("Model inference throughput (images/s):")
+        for m in r["model"]:
+            out.append(f"  {m['backend']:>12} threads={m['threads']} batch={m['batch']:>3}: "
+                       f"{m['images_per_s']:9.0f} img/s ({m['ms_per_batch']:.3f} ms/batch)")
+    if r.get("training"):
+        out.append("Training throughput (augmentation + forward + backward + step):")
+        for t in r["training"]:
+            out.append(f"  threads={t['threads']} batch={t['batch']}: {t['images_per_s']:.0f} img/s")
+    if r.get("time_to_99"):
+        t = r["time_to_99"]
+        if t["reached"]:
+            out.append(f"Time to first reach 99.0% test accuracy (threads={t['threads']}): {t['wall_s']:.0f} s "
+                       f"({t['steps']} steps, {t['images']:,} images; includes {t['eval_s_included']:.0f} s of "
+                       f"evaluations every 100 steps)")
+        else:
+            out.append(f"99.0% not reached within the limit ({t['steps']} steps)")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--weights", default=None, help="checkpoint (default: $DIGITS_WEIGHTS or assets/digits.pt)")
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
+    p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto", help="pipeline inference engine")
+    p.add_argument("--frames", type=int, default=20, help="distinct rendered frames per size")
+    p.add_argument("--repeats", type=int, default=10, help="passes over those frames")
+    p.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"], help="frame sizes WxH")
+    p.add_argument("--no-pipeline", action="store_true", help="skip the per-frame pipeline timing")
+    p.add_argument("--no-model", action="store_true", help="skip the model throughput at batch 1/16/256")
+    p.add_argument("--train", action="store_true", help="also measure training throughput")
+    p.add_argument("--time-to-99", action="store_true", help="also time a fresh run to 99.0%% test accuracy")
+    p.add_argument("--json", default=None, help="also write the results here as JSON")
+    a = p.parse_args(argv)
+
+    from training.checkpoint import CheckpointError
+    from training.data import DataError, load_mnist
+
+    try:
+        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in a.sizes]
+    except ValueError:
+        print(f"error: --sizes must look like 640x480, not {a.sizes}", file=sys.stderr)
+        return 2
+    r: dict[str, Any] = {"pipeline": [], "model": [], "training": []}
+    try:
+        if not a.no_pipeline:
+            x, y = load_mnist("test", a.data_dir)
+            digits = (x.numpy(), y.numpy())
+            for t in a.threads:
+                r["pipeline"] += bench_pipeline(a.weights, digits, t, sizes, a.frames, a.repeats, a.backend)
+        if not a.no_model:
+            for t in a.threads:
+                r["model"] += bench_model(a.weights, t)
+        if a.train:
+            for t in a.threads:
+                r["training"].append(bench_training(a.data_dir, t))
+        if a.time_to_99:
+            r["time_to_99"] = time_to_accuracy(a.data_dir, max(a.threads))
+    except (CheckpointError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_report(r))
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(r, indent=2) + "\n")
+        print(f"results written to {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
