@@ -314,20 +314,22 @@ def find_candidates(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
 def reading_rows(boxes: Sequence[Sequence[float]]) -> list[list[int]]:
     """Indices of ``boxes`` (x, y, w, h) grouped in rows top to bottom, each row left to
     right. A box joins a row when its centre lies in the row's vertical band (or within
-    half a median digit height of its middle), as a reader's eye would."""
+    half a typical digit height of its middle), as a reader's eye would."""
     order = sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3] / 2)
     rows: list[list[int]] = []
+    band: list[list[float]] = []  # per row: top, bottom, sum of heights
     for i in order:
-        cy = boxes[i][1] + boxes[i][3] / 2
+        x, y, w, h = boxes[i][:4]
+        cy = y + h / 2
         if rows:
-            last = rows[-1]
-            ry0 = min(boxes[j][1] for j in last)
-            ry1 = max(boxes[j][1] + boxes[j][3] for j in last)
-            mh = float(np.median([boxes[j][3] for j in last]))
-            if ry0 <= cy <= ry1 or abs(cy - (ry0 + ry1) / 2) < 0.5 * mh:
-                last.append(i)
+            top, bottom, hsum = band[-1]
+            mean_h = hsum / len(rows[-1])
+            if top <= cy <= bottom or abs(cy - (top + bottom) / 2) < 0.5 * mean_h:
+                rows[-1].append(i)
+                band[-1] = [min(top, y), max(bottom, y + h), hsum + h]
                 continue
         rows.append([i])
+        band.append([y, y + h, h])
     return [sorted(row, key=lambda j: boxes[j][0]) for row in rows]
 
 
