@@ -213,7 +213,8 @@ class Recognizer:
             crops.append(c)
             aspect = c.box[2] / c.box[3]
             if aspect >= cfg.split_min_aspect:
-                n_parts = [2] + ([3] if aspect >= 1.5 else [])
+                # a handwritten digit is ~0.6 as wide as tall: wider blobs may hold more
+                n_parts = [2] + ([3] if aspect >= 1.5 else []) + ([4] if aspect >= 2.2 else [])
                 for n in n_parts:
                     for parts in split_candidate(c, n, cfg, tries=1):
                         alts.append(list(range(len(crops), len(crops) + len(parts))))
