@@ -53,6 +53,7 @@ class SegmentConfig:
     # a straight run of ink longer than this share of the frame is a ruled or grid line;
     # digits up to ~160 px never have strokes that long at 640 px and up
     line_frac: float = 0.2
+    line_max_px: int = 3  # printed rules binarize at most this thick
     find_paper: bool = True  # ignore everything outside the sheet when a desk is visible
     merge_overlap: float = 0.5  # x-overlap (of the narrower box) for fragments to merge
     merge_height: float = 1.45  # merged height at most this times the taller fragment
@@ -181,12 +182,23 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.n
     """Drop long horizontal / vertical runs (ruled and grid lines), then bridge the gaps
     they leave in strokes that crossed them."""
     h, w = mask.shape
-    lines = cv2.bitwise_or(_long_runs(mask, max(40, int(cfg.line_frac * w)), True),
-                           _long_runs(mask, max(40, int(cfg.line_frac * h)), False))
-    if not lines.any():
+    horiz = _long_runs(mask, max(40, int(cfg.line_frac * w)), True)
+    vert = _long_runs(mask, max(40, int(cfg.line_frac * h)), False)
+    if not horiz.any() and not vert.any():
         return mask
     # grow the line mask a pixel so anti-aliased line edges go too
-    lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
+    k3 = np.ones((3, 3), np.uint8)
+    horiz, vert = cv2.dilate(horiz, k3), cv2.dilate(vert, k3)
+    # a printed rule is thin; where the ink across it is thicker, a stroke crosses or
+    # runs along it: keep those pixels (a 0 tangent to a rule would otherwise lose its top)
+    t = cfg.line_max_px + 1
+    if horiz.any():
+        horiz = cv2.bitwise_and(horiz, cv2.bitwise_not(
+            cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, t)))))
+    if vert.any():
+        vert = cv2.bitwise_and(vert, cv2.bitwise_not(
+            cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (t, 1)))))
+    lines = cv2.bitwise_or(horiz, vert)
     out = cv2.bitwise_and(mask, cv2.bitwise_not(lines))
     # a stroke cut by a horizontal line leaves a vertical gap, and vice versa
     bridged_v = cv2.morphologyEx(out, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 7)))
