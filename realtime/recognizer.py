@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_ENV = "DIGITS_WEIGHTS"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "digits.pt"
-DEFAULT_MIN_CONFIDENCE = 0.5
+# chosen on rendered scenes (seed 7, not the reported set): precision barely changes from
+# 0.3 to 0.7 while recall falls, so a low threshold; the tracker applies it after smoothing
+DEFAULT_MIN_CONFIDENCE = 0.4
 # how much more confident (geometric mean) a split must be than the whole blob
 SPLIT_MARGIN = 0.1
 
