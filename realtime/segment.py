@@ -266,10 +266,21 @@ def _merge_fragments(boxes: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
             i = parent[i]
         return i
 
-    for i, j in zip(*np.nonzero(np.triu(ok))):
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
+    # The height limit holds for the merged group, not only pairwise: chained through a
+    # speck (a grid crossing, a dot) between them, two digits of consecutive rows would
+    # otherwise become one. Closest pairs merge first.
+    g_top, g_bottom, g_tall = y.copy(), y + h, h.copy()
+    ii, jj = np.nonzero(np.triu(ok))
+    for k in np.argsort(gap[ii, jj], kind="stable"):
+        ri, rj = find(int(ii[k])), find(int(jj[k]))
+        if ri == rj:
+            continue
+        t, b, tall = min(g_top[ri], g_top[rj]), max(g_bottom[ri], g_bottom[rj]), max(g_tall[ri], g_tall[rj])
+        if b - t > cfg.merge_height * tall:
+            continue
+        r, o = min(ri, rj), max(ri, rj)
+        parent[o] = r
+        g_top[r], g_bottom[r], g_tall[r] = t, b, tall
     return np.array([find(i) for i in range(n)])
 
 

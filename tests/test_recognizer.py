@@ -1,0 +1,162 @@
+"""The recognizer end to end: real photos, rendered touching digits and non-digit marks,
+batching, the two inference backends, empty/noise frames and bad checkpoints.
+
+The real photos (``$PHOTOS_DIR``) are an evaluation set only: these tests report how the
+shipped checkpoint does on them against the project's targets; nothing is tuned on them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.metrics import Counts, match, score_frame
+from benchmarks.scenes import SceneConfig, render_scene, render_sheet_with_distractors
+from realtime.recognizer import Recognizer
+from training.checkpoint import CheckpointError
+from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: mnist_test, photos_dir, recognizer)
+
+
+@pytest.fixture(scope="module")
+def single_photos(photos_dir):
+    rows = list(csv.DictReader(open(photos_dir / "digits" / "labels.csv", newline="")))
+    images = []
+    for r in rows:
+        img = cv2.imread(str(photos_dir / "digits" / r["path"]))
+        assert img is not None, f"cannot read {r['path']}"
+        images.append(img)
+    return rows, images, [int(r["label"]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def sheets(photos_dir):
+    labels = json.loads((photos_dir / "sheets" / "labels.json").read_text())
+    out = []
+    for name, d in labels.items():
+        img = cv2.imread(str(photos_dir / "sheets" / name))
+        assert img is not None, f"cannot read {name}"
+        out.append((name, img, [{"box": t["box_xywh"], "label": int(t["label"])} for t in d["digits"]]))
+    return out
+
+
+# --------------------------------------------------------------------------- real photos
+
+
+def test_real_single_digit_photos(recognizer, single_photos):
+    rows, images, truth = single_photos
+    assert len(images) == 70
+    preds = recognizer.classify(images)
+    right = sum(p == t for (p, _), t in zip(preds, truth))
+    wrong = [(r["path"], t, p) for r, (p, _), t in zip(rows, preds, truth) if p != t]
+    assert right >= 0.95 * len(truth), f"{right}/{len(truth)} photos read right; wrong (path, truth, read): {wrong}"
+
+
+def test_real_sheets(recognizer, sheets):
+    total = Counts()
+    per_sheet = {}
+    for name, img, truths in sheets:
+        c = score_frame(recognizer.detect(img), truths, iou_thr=0.3)
+        per_sheet[name] = (c.correct, c.true_digits, c.detections)
+        total += c
+    assert total.true_digits == 50
+    assert total.read_correctly >= 0.95, (f"sheets: {total.correct}/{total.true_digits} digits read correctly, "
+                                          f"precision {total.precision:.2f}; per sheet (correct, digits, detections) {per_sheet}")
+
+
+def test_plain_resize_baseline_is_worse_on_photos(recognizer, single_photos):
+    _, images, truth = single_photos
+    ours = sum(p == t for (p, _), t in zip(recognizer.classify(images), truth))
+    plain = sum(p == t for (p, _), t in zip(recognizer.classify(images, plain=True), truth))
+    assert plain < ours, f"plain resize {plain}/{len(truth)} vs MNIST-style {ours}/{len(truth)}"
+
+
+# --------------------------------------------------------------------------- the network
+
+
+@pytest.fixture(scope="module")
+def frame_crops(recognizer, mnist_test):
+    frame, truths, _ = render_scene(0, SceneConfig.clean(), mnist_test)
+    ink, cands = recognizer.candidates(frame)
+    crops = recognizer.crops(ink, cands)
+    assert len(crops) >= 10
+    return crops
+
+
+def test_predict_batch_equals_single_calls(recognizer, frame_crops):
+    batch = recognizer.predict(frame_crops)
+    assert batch.shape == (len(frame_crops), 10)
+    np.testing.assert_allclose(batch.sum(axis=1), 1.0, atol=1e-5)
+    single = np.concatenate([recognizer.predict(frame_crops[i:i + 1]) for i in range(len(frame_crops))])
+    np.testing.assert_allclose(batch, single, atol=1e-5)
+    assert recognizer.predict(frame_crops[:0]).shape == (0, 10)
+
+
+def test_torch_and_onnx_backends_agree(recognizer, frame_crops):
+    torch_rec = Recognizer.load(recognizer.weights_path, backend="torch")
+    onnx_rec = Recognizer.load(recognizer.weights_path, backend="onnx")
+    assert torch_rec.backend.name == "torch" and onnx_rec.backend.name == "onnxruntime"
+    rng = np.random.default_rng(0)
+    x = np.concatenate([frame_crops, rng.random((8, 28, 28), dtype=np.float32)])
+    np.testing.assert_allclose(torch_rec.predict(x), onnx_rec.predict(x), atol=1e-4)
+
+
+# --------------------------------------------------------------------------- rendered scenes
+
+
+def test_touching_digits_are_split_and_read(recognizer, mnist_test):
+    """Every number drawn with its digits touching (overlapping by 1-2 px)."""
+    total = Counts()
+    by_len: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # digits in number -> [digits, read right]
+    for seed in range(6):
+        frame, truths, _ = render_scene(seed, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
+        dets = recognizer.detect(frame)
+        total += score_frame(dets, truths)
+        res = match(dets, truths)
+        right = {j for i, j in res.pairs if dets[i].digit == truths[j].label}
+        sizes = Counter(t.number_id for t in truths)
+        for j, t in enumerate(truths):
+            by_len[sizes[t.number_id]][0] += 1
+            by_len[sizes[t.number_id]][1] += j in right
+    breakdown = ", ".join(f"{k}-digit numbers {v[1]}/{v[0]}" for k, v in sorted(by_len.items()))
+    assert total.read_correctly >= 0.8, (f"touching digits: {total.correct}/{total.true_digits} read correctly "
+                                         f"({total.read_correctly:.2f}), precision {total.precision:.2f}; {breakdown}")
+
+
+def test_non_digit_marks_are_not_read_as_digits(recognizer, mnist_test):
+    total = Counts()
+    for seed in range(6):
+        frame, truths, _ = render_sheet_with_distractors(seed, config=SceneConfig.clean(), digits=mnist_test)
+        total += score_frame(recognizer.detect(frame), truths)
+    assert total.recall >= 0.9, f"digits among distractors: recall {total.recall:.2f}"
+    assert total.precision >= 0.95, (f"precision {total.precision:.3f}: {total.detections - total.matched} of "
+                                     f"{total.detections} detections are on letters/scribbles/dots/dashes")
+
+
+def test_empty_and_noise_frames_give_nothing(recognizer):
+    white = np.full((480, 640, 3), 235, np.uint8)
+    assert recognizer.detect(white) == []
+    rng = np.random.default_rng(0)
+    uniform = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert len(recognizer.detect(uniform)) <= 1
+    # sensor noise on blank, unevenly lit paper
+    yy, xx = np.mgrid[0:480, 0:640]
+    paper = 200 + 30 * xx / 640 - 20 * yy / 480 + rng.normal(0, 6, (480, 640))
+    sensor = np.repeat(np.clip(paper, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    assert len(recognizer.detect(sensor)) <= 1
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_missing_or_broken_checkpoint_raises(tmp_path):
+    with pytest.raises(CheckpointError):
+        Recognizer.load("nonexistent.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError):
+        Recognizer.load(junk)
