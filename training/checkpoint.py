@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    # torch.save writes a zip archive; anything else is corrupt, truncated or foreign
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, truncated or not a PyTorch file)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:120]})") from err
+        if "weights only" in str(err).lower() or "weights_only" in str(err):
+            reason = "it holds pickled Python objects, which are never loaded"
+        else:
+            reason = f"corrupt archive: {type(err).__name__}"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} checkpoint")
     version = ckpt.get("format_version")
