@@ -191,13 +191,17 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.n
     horiz, vert = cv2.dilate(horiz, k3), cv2.dilate(vert, k3)
     # a printed rule is thin; where the ink across it is thicker, a stroke crosses or
     # runs along it: keep those pixels (a 0 tangent to a rule would otherwise lose its top)
+    # (the crossing lines of a grid are not strokes: they are left out of that test)
     t = cfg.line_max_px + 1
+    h0, v0 = horiz, vert
     if horiz.any():
+        base = cv2.bitwise_and(mask, cv2.bitwise_not(v0))
         horiz = cv2.bitwise_and(horiz, cv2.bitwise_not(
-            cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, t)))))
+            cv2.morphologyEx(base, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, t)))))
     if vert.any():
+        base = cv2.bitwise_and(mask, cv2.bitwise_not(h0))
         vert = cv2.bitwise_and(vert, cv2.bitwise_not(
-            cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (t, 1)))))
+            cv2.morphologyEx(base, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (t, 1)))))
     lines = cv2.bitwise_or(horiz, vert)
     out = cv2.bitwise_and(mask, cv2.bitwise_not(lines))
     # a stroke cut by a horizontal line leaves a vertical gap, and vice versa

@@ -81,8 +81,15 @@ def test_deterministic_for_a_seed(digits: torch.Tensor) -> None:
     assert float((a - c).abs().mean()) > 0.02
 
 
+def test_clean_share_is_left_exactly_as_is(digits: torch.Tensor) -> None:
+    cfg = AugmentConfig(strength=1.0)
+    out = augment(digits, cfg, _gen(0))
+    same = (out == digits).flatten(1).all(dim=1).float().mean()
+    assert abs(float(same) - cfg.clean_p) < 0.08, float(same)
+
+
 def test_changes_digits_but_keeps_their_ink(digits: torch.Tensor) -> None:
-    out = augment(digits, AugmentConfig(strength=1.0), _gen(0))
+    out = augment(digits, AugmentConfig(strength=1.0, clean_p=0.0), _gen(0))
     per_image_change = (out - digits).abs().mean(dim=(1, 2, 3))
     assert float((per_image_change > 0.01).float().mean()) > 0.95  # nearly every digit altered
     assert float(per_image_change.mean()) > 0.05
