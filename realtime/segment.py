@@ -171,7 +171,10 @@ def _long_runs(mask: np.ndarray, length: int, horizontal: bool, squeeze: int = 8
     else:
         small = cv2.resize(mask, (w, max(1, h // squeeze)), interpolation=cv2.INTER_AREA)
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, length // squeeze)))
-    _, small = cv2.threshold(small, 127, 255, cv2.THRESH_BINARY)
+    # faint rules binarize as dashes: a quarter of a cell is enough, and short gaps close
+    _, small = cv2.threshold(small, 63, 255, cv2.THRESH_BINARY)
+    bridge = (3, 1) if horizontal else (1, 3)
+    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bridge))
     opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
     if not opened.any():
         return np.zeros_like(mask)
@@ -207,7 +210,9 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.n
     # a stroke cut by a horizontal line leaves a vertical gap, and vice versa
     bridged_v = cv2.morphologyEx(out, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 7)))
     bridged_h = cv2.morphologyEx(out, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 1)))
-    repair = cv2.bitwise_and(cv2.bitwise_or(bridged_v, bridged_h), lines)
+    # only across the line that made the gap: along it, closing would restore the rule
+    # between two neighbouring digits and join them
+    repair = cv2.bitwise_or(cv2.bitwise_and(bridged_v, horiz), cv2.bitwise_and(bridged_h, vert))
     return cv2.bitwise_or(out, repair)
 
 
@@ -247,7 +252,7 @@ def binarize(ink: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
     return remove_lines(weak.astype(np.uint8), cfg)
 
 
-def _merge_fragments(boxes: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+def _merge_fragments(boxes: np.ndarray, cfg: SegmentConfig, areas: np.ndarray | None = None) -> np.ndarray:
     """Group indices: pieces stacked vertically that together still look like one digit."""
     n = len(boxes)
     parent = np.arange(n)
@@ -262,6 +267,13 @@ def _merge_fragments(boxes: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
     taller = np.maximum(h[:, None], h[None])
     gap = np.maximum(y[:, None], y[None]) - np.minimum(y[:, None] + h[:, None], y[None] + h[None])
     ok = (overlap >= cfg.merge_overlap) & (merged_h <= cfg.merge_height * taller) & (gap <= 0.35 * taller)
+    if areas is not None:
+        # a real piece (a 5's bar, half a broken 4) is sizeable or wide; a dot left by a
+        # grid crossing or paper speck is neither
+        a = areas.astype(np.float64)
+        small_a, large_a = np.minimum(a[:, None], a[None]), np.maximum(a[:, None], a[None])
+        narrow = np.minimum(w[:, None], w[None]) / np.maximum(np.maximum(w[:, None], w[None]), 1)
+        ok &= (small_a >= 0.05 * large_a) | (narrow >= 0.4)
     np.fill_diagonal(ok, False)
 
     def find(i: int) -> int:
@@ -309,7 +321,7 @@ def find_candidates(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
     if len(ids) == 0:
         return []
     boxes = stats[:, :4].astype(np.int64)
-    groups = _merge_fragments(boxes, cfg)
+    groups = _merge_fragments(boxes, cfg, stats[:, cv2.CC_STAT_AREA])
     out: list[Candidate] = []
     for g in np.unique(groups):
         members = np.nonzero(groups == g)[0]

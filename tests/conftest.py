@@ -20,4 +20,4 @@ def mnist_dir() -> Path:
     value = os.environ.get("MNIST_DIR")
     if not value:
         pytest.skip("MNIST_DIR is not set: point it at the folder with the four MNIST .gz files")
-    return Path(value).expanduser()
+    return Path(value).expanduser().resolve()
