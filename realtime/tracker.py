@@ -34,6 +34,8 @@ class Track:
     label: int = -1
     misses: int = 0
     hits: int = 0
+    shown: bool = False
+    confidence: float = 0.0
 
     def mean_probs(self) -> np.ndarray:
         return np.mean(np.stack(list(self.history)), axis=0)
@@ -48,12 +50,17 @@ class Tracker:
     """
 
     def __init__(self, window: int = 8, min_confidence: float = 0.5, iou_threshold: float = 0.3,
-                 max_misses: int = 5, margin: float = 0.15) -> None:
+                 max_misses: int = 5, margin: float = 0.15, coast: int = 5, keep_ratio: float = 0.6) -> None:
         self.window = max(1, int(window))
         self.min_confidence = float(min_confidence)
         self.iou_threshold = float(iou_threshold)
         self.max_misses = int(max_misses)
         self.margin = float(margin)
+        # a shown digit stays shown through `coast` frames without a detection, and while
+        # its smoothed confidence stays above keep_ratio * min_confidence (hysteresis):
+        # a one-frame miss or dip is not a change of evidence
+        self.coast = int(coast)
+        self.keep_ratio = float(keep_ratio)
         self.tracks: list[Track] = []
         self._next_id = 0
 
@@ -103,9 +110,14 @@ class Tracker:
             best = int(mean[:10].argmax())
             if t.label < 0 or mean[best] > mean[t.label] + self.margin or mean[t.label] < 0.2:
                 t.label = best
-            conf = float(mean[t.label])
-            if conf >= self.min_confidence:
-                out.append(Detection(box=d.box, digit=t.label, confidence=conf, probs=mean.astype(np.float32)))
+            t.confidence = float(mean[t.label])
+            t.shown = t.confidence >= self.min_confidence * (self.keep_ratio if t.shown else 1.0)
+            if t.shown:
+                out.append(Detection(box=d.box, digit=t.label, confidence=t.confidence, probs=mean.astype(np.float32)))
+        for t in self.tracks:
+            if t.shown and 0 < t.misses <= self.coast:
+                out.append(Detection(box=t.box, digit=t.label, confidence=t.confidence,
+                                     probs=t.mean_probs().astype(np.float32)))
         return out
 
 
