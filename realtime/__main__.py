@@ -158,6 +158,7 @@ def run(settings: LiveSettings) -> int:
         if show:
             stack.callback(cv2.destroyAllWindows)
 
+        pace = show and not src.is_live and not isinstance(src, ImageSource) and src.fps > 0
         fps_smooth: float | None = None
         last_t = None
         paused = False
@@ -183,7 +184,12 @@ def run(settings: LiveSettings) -> int:
                 if show:
                     try:
                         cv2.imshow(WINDOW, shown)
-                        key = cv2.waitKey(1) & 0xFF
+                        # a video file plays at its own rate in the window (as fast as
+                        # possible headless); cameras and images are never held back
+                        wait = 1
+                        if pace:
+                            wait = max(1, int(1000.0 / src.fps - (time.perf_counter() - t0) * 1000.0))
+                        key = cv2.waitKey(wait) & 0xFF
                         while True:
                             if key in (ord("q"), 27):
                                 return 0

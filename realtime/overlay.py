@@ -44,6 +44,8 @@ def draw_detections(frame: np.ndarray, detections: Sequence[Any], show_confidenc
         colour = _conf_colour(float(d.confidence))
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, 2 if scale > 0.6 else 1)
         text = f"{d.digit} {int(round(100 * d.confidence))}%" if show_confidence else f"{d.digit}"
+        if cv2.getTextSize(text, FONT, scale, 1)[0][0] > w + 8:
+            text = f"{d.digit}"  # dense rows: labels wider than their digit would collide
         _label(out, text, x, y, scale, colour)
     return out
 
