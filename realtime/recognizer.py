@@ -258,7 +258,9 @@ class Recognizer:
         probs = self.predict(batch)
         res = []
         for ok, p in zip(has_ink, probs):
-            d = int(p.argmax())
+            # the caller says this is a digit: answer with the likeliest one (a "not a
+            # digit" class, when the model has one, only lowers that confidence)
+            d = int(p[:10].argmax())
             res.append((d, float(p[d])) if ok else (-1, 0.0))
         return res
 

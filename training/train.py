@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from training.augment import AugmentConfig, augment
 from training.checkpoint import (
+    CLASS_NAMES,
     MNIST_NORMALIZATION,
     CheckpointError,
     make_checkpoint,
@@ -35,6 +36,10 @@ from training.checkpoint import (
 from training.data import load_mnist
 from training.evaluate import evaluate_model, plot_confusion, plot_curves, plot_mistakes
 from training.model import DigitNet, ModelConfig, build_model, count_macs, count_parameters
+from training.negatives import NOT_A_DIGIT, make_negatives
+
+NEGATIVE_CLASS = 10
+NEGATIVE_BANK = 30000  # generated once per run; augmentation varies them further
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,8 @@ class TrainSettings:
     ema_decay: float = 0.999
     augment: float = 1.0
     widths: tuple[int, int, int] = (16, 32, 64)
+    # share of each batch replaced by generated non-digits (an 11th class); 0 = digits only
+    negatives: float = 0.0
     seed: int = 0
     threads: int = 2
     train_subset: int | None = None
@@ -109,21 +116,29 @@ def train_one_epoch(
     settings: TrainSettings,
     generator: torch.Generator,
     progress: Callable[[int, float, float], None] | None = None,
+    negatives: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One pass over ``images`` (uint8 [N, 28, 28]) in shuffled batches; returns metrics."""
+    """One pass over ``images`` (uint8 [N, 28, 28]) in shuffled batches; returns metrics.
+    With ``negatives`` (uint8 [M, 28, 28]), ``settings.negatives`` of every batch is
+    replaced by them, labelled as class 10 ("not a digit")."""
     mean, std = MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"]
     aug_cfg = AugmentConfig(strength=settings.augment)
     model.train()
+    n_neg = int(round(settings.negatives * settings.batch_size)) if negatives is not None else 0
     perm = torch.randperm(len(images), generator=generator)
     seen, correct, loss_sum = 0, 0, 0.0
     t0 = time.perf_counter()
     bs = settings.batch_size
     for start in range(0, len(perm) - bs + 1, bs):  # drop the ragged last batch (BN)
         idx = perm[start : start + bs]
-        x = images[idx].float().div_(255.0).unsqueeze_(1)
+        xb, y = images[idx], labels[idx]
+        if n_neg:
+            pick = torch.randint(0, len(negatives), (n_neg,), generator=generator)
+            xb = torch.cat([xb[n_neg:], negatives[pick]])
+            y = torch.cat([y[n_neg:], torch.full((n_neg,), NEGATIVE_CLASS, dtype=y.dtype)])
+        x = xb.float().div_(255.0).unsqueeze_(1)
         x = augment(x, aug_cfg, generator)
         x = (x - mean) / std
-        y = labels[idx]
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -192,7 +207,10 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
 
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
-    model = build_model(ModelConfig(widths=tuple(settings.widths)))
+    n_classes = 11 if settings.negatives > 0 else 10
+    model = build_model(ModelConfig(widths=tuple(settings.widths), num_classes=n_classes))
+    negatives = make_negatives(NEGATIVE_BANK, train_x, seed=settings.seed) if settings.negatives > 0 else None
+    class_names = CLASS_NAMES + ([NOT_A_DIGIT] if settings.negatives > 0 else [])
     optimizer = torch.optim.SGD(
         model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
     )
@@ -233,7 +251,7 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
 
         try:
             m = train_one_epoch(model, train_x, train_y, optimizer, scheduler, ema, settings, gen,
-                                progress if bar is not None else None)
+                                progress if bar is not None else None, negatives)
         finally:
             if bar is not None:
                 bar.close()
@@ -253,7 +271,8 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
         }
         metrics = _final_metrics(res, rows, params, macs)
         save_checkpoint(
-            make_checkpoint(eval_model, metrics=metrics, settings=settings.to_dict(), training_state=training_state),
+            make_checkpoint(eval_model, metrics=metrics, settings=settings.to_dict(), training_state=training_state,
+                            class_names=class_names),
             last_path,
         )
         _write_metrics(out / "metrics.csv", rows)
@@ -267,7 +286,8 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     if res is None:  # resumed a finished run: re-evaluate for the artifacts
         eval_model.load_state_dict(ema.shadow)
         res = evaluate_model(eval_model, test_x, test_y, MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"])
-    final = make_checkpoint(eval_model, metrics=_final_metrics(res, rows, params, macs), settings=settings.to_dict())
+    final = make_checkpoint(eval_model, metrics=_final_metrics(res, rows, params, macs), settings=settings.to_dict(),
+                            class_names=class_names)
     save_checkpoint(final, out / "model.pt")
     if settings.export:
         save_checkpoint(final, settings.export)

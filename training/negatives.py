@@ -1,0 +1,99 @@
+"""Generated "not a digit" examples, normalized like the live recognizer's crops.
+
+A camera frame holds marks that are not digits: scribbles, dashes, and two touching
+digits read as one blob. Trained with an explicit 11th class for them, the network can
+say "none of these" instead of naming its nearest digit, and the recognizer can prefer
+splitting a blob when the whole of it looks like no digit.
+
+Three kinds, all from the MNIST *training* split or drawn at random (never letters in
+the scene renderer's font, so that benchmark stays unseen):
+
+- pairs: two training digits side by side, overlapping a few pixels, normalized as one;
+- scribbles: smooth random curves through 5-8 points (fewer look like 1, 7 or 0);
+- dashes: short near-horizontal strokes (never near-vertical: that is a "1").
+
+Everything is normalized the MNIST way (ink box scaled to 20 px on its longer side,
+centre of mass at the centre) with the same function the recognizer uses.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+NOT_A_DIGIT = "not a digit"
+
+
+def _normalize(ink: np.ndarray, size: int = 28, box: int = 20) -> np.ndarray:
+    """MNIST's recipe (as ``realtime.normalize.to_mnist`` without its stroke-width step,
+    which training covers by augmentation; training never imports realtime)."""
+    x, y, w, h = cv2.boundingRect((ink > 0.05).astype(np.uint8))
+    out = np.zeros((size, size), np.float32)
+    if w == 0 or h == 0:
+        return out
+    ink = ink[y : y + h, x : x + w]
+    s = box / max(w, h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(ink, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    small /= max(float(small.max()), 1e-6)
+    m = cv2.moments(small)
+    cx, cy = (m["m10"] / m["m00"], m["m01"] / m["m00"]) if m["m00"] > 0 else (nw / 2, nh / 2)
+    ox = min(max(int(round(size / 2 - cx)), 0), size - nw)
+    oy = min(max(int(round(size / 2 - cy)), 0), size - nh)
+    out[oy : oy + nh, ox : ox + nw] = small
+    return out
+
+
+def _scribble(rng: np.random.Generator) -> np.ndarray:
+    canvas = np.zeros((112, 112), np.float32)
+    # five or more turns: three or four make plain curves that look like 1, 7, 0 or 2
+    n = int(rng.integers(5, 9))
+    pts = rng.uniform(10, 102, size=(n, 2))
+    # Chaikin smoothing: curves, not zigzags
+    for _ in range(3):
+        q = 0.75 * pts[:-1] + 0.25 * pts[1:]
+        r = 0.25 * pts[:-1] + 0.75 * pts[1:]
+        pts = np.concatenate([pts[:1], np.stack([q, r], 1).reshape(-1, 2), pts[-1:]])
+    cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, 1.0, int(rng.integers(4, 13)), cv2.LINE_AA)
+    return canvas
+
+
+def _dash(rng: np.random.Generator) -> np.ndarray:
+    canvas = np.zeros((112, 112), np.float32)
+    ang = np.deg2rad(rng.uniform(-25, 25))
+    length = rng.uniform(40, 100)
+    c = np.array([56.0, 56.0])
+    d = np.array([np.cos(ang), np.sin(ang)]) * length / 2
+    p0, p1 = np.round(c - d).astype(int), np.round(c + d).astype(int)
+    cv2.line(canvas, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 1.0, int(rng.integers(5, 14)), cv2.LINE_AA)
+    return canvas
+
+
+def _pair(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
+    a, b = images[rng.integers(0, len(images), 2)].astype(np.float32) / 255.0
+    overlap = int(rng.integers(2, 9))
+    w = 56 - overlap
+    canvas = np.zeros((28, w), np.float32)
+    canvas[:, :28] = a
+    canvas[:, 28 - overlap :] = np.maximum(canvas[:, 28 - overlap :], b)
+    dy = int(rng.integers(-3, 4))  # handwriting is not on a perfect baseline
+    canvas[:, 28 - overlap :] = np.roll(canvas[:, 28 - overlap :], dy, axis=0)
+    return canvas
+
+
+def make_negatives(n: int, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """``n`` negatives as uint8 [n, 28, 28] (white on black), like MNIST images."""
+    rng = np.random.default_rng(seed)
+    imgs = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    out = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.6:
+            ink = _pair(rng, imgs)
+        elif kind < 0.9:
+            ink = _scribble(rng)
+        else:
+            ink = _dash(rng)
+        out[i] = np.clip(_normalize(ink) * 255.0, 0, 255).astype(np.uint8)
+    return torch.from_numpy(out)
