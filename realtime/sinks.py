@@ -63,7 +63,25 @@ def _why_unwritable(path: Path) -> str:
     return "writer refused to open"
 
 
-class VideoRecorder:
+class _Sink:
+    """A ``with`` block closes the sink on every exit path; ``close()`` is idempotent."""
+
+    def close(self) -> None:  # pragma: no cover - every sink defines it
+        raise NotImplementedError
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass instance
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Last resort for a forgotten close(); the with block is the real guarantee.
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class VideoRecorder(_Sink):
     """Write BGR frames to a video file with cv2.VideoWriter.
 
     The codec follows the extension (``mp4v`` for .mp4/.m4v/.mov, ``MJPG`` for
@@ -139,16 +157,6 @@ class VideoRecorder:
             writer.release()
             log.info("video %s: %d frames written", self.path, self.frames_written)
 
-    def __enter__(self) -> VideoRecorder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # Last resort for a forgotten close(); the with block is the real guarantee.
-        with contextlib.suppress(Exception):
-            self.close()
 
 
 def _json_default(obj: Any) -> Any:
@@ -180,7 +188,7 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-class JsonlWriter:
+class JsonlWriter(_Sink):
     """Write one compact JSON object per line, flushed per line.
 
     Flushing each line means a killed process leaves only complete lines (at most
@@ -223,15 +231,6 @@ class JsonlWriter:
         if fh is not None:
             fh.close()
 
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
 
 # ---------------------------------------------------------------------------------

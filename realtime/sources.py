@@ -114,15 +114,19 @@ class FrameSource(ABC):
         self._count = 0
 
     # -- properties every source provides ------------------------------------------
-    @property
-    @abstractmethod
-    def fps(self) -> float:
-        """Frames per second to record at / to expect."""
+    # file sources know both at open time; a camera measures its rate and overrides
+    _fps: float = 0.0
+    _size: tuple[int, int] = (0, 0)
 
     @property
-    @abstractmethod
+    def fps(self) -> float:
+        """Frames per second to record at / to expect."""
+        return self._fps
+
+    @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the first frame."""
+        return self._size
 
     @property
     def length(self) -> int | None:
@@ -252,14 +256,6 @@ class ImageSource(FrameSource):
         self._size = (int(w), int(h))
 
     @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
     def length(self) -> int:
         """Number of image files (unreadable ones are skipped, so at most this many)."""
         return len(self._paths)
@@ -318,14 +314,6 @@ class VideoSource(FrameSource):
         # FRAME_COUNT comes from container metadata: absent for some streams and only
         # an estimate for others, so it is a hint, not a promise.
         self._length = int(count) if count is not None and math.isfinite(count) and count > 0 else None
-
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
 
     @property
     def length(self) -> int | None:
