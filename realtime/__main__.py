@@ -230,6 +230,16 @@ def quiet_opencv() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     import cv2
 
+    # opencv-python's import points Qt at a font folder inside the wheel, which ships no
+    # fonts, so every window warns; Qt reads the variable when the first window opens,
+    # so pointing it at the system's fonts after the import is in time (a folder that
+    # exists, e.g. the user's own choice, is left alone)
+    if not os.path.isdir(os.environ.get("QT_QPA_FONTDIR", "")):
+        for d in ("/usr/share/fonts/truetype", "/usr/share/fonts"):
+            if os.path.isdir(d):
+                os.environ["QT_QPA_FONTDIR"] = d
+                break
+
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # a cv2 build without the logging utilities
