@@ -153,7 +153,7 @@ def time_to_accuracy(data_dir: str | None, threads: int, target: float = 0.99, e
     from training.data import load_mnist
     from training.evaluate import evaluate_model
     from training.model import ModelConfig, build_model
-    from training.train import EMA, TrainSettings, train_one_epoch
+    from training.train import EMA, TrainSettings, make_optimizer, train_one_epoch
 
     torch.set_num_threads(threads)
     settings = TrainSettings(epochs=epochs, threads=threads, progress=False)
@@ -162,11 +162,7 @@ def time_to_accuracy(data_dir: str | None, threads: int, target: float = 0.99, e
     tx, ty = load_mnist("train", data_dir)
     vx, vy = load_mnist("test", data_dir)
     model = build_model(ModelConfig())
-    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True,
-                          weight_decay=settings.weight_decay)
-    spe = len(tx) // settings.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, epochs=epochs, steps_per_epoch=spe,
-                                                pct_start=0.15, div_factor=20.0, final_div_factor=200.0)
+    opt, sched = make_optimizer(model, settings, len(tx) // settings.batch_size)
     ema = EMA(model, settings.ema_decay)
     probe = build_model(model.config)
     state = {"steps": 0, "hit": None, "eval_s": 0.0}

@@ -176,6 +176,20 @@ def _subset(images: torch.Tensor, labels: torch.Tensor, n: int | None) -> tuple[
     return images[:n], labels[:n]
 
 
+def make_optimizer(
+    model: DigitNet, settings: TrainSettings, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The recipe's optimizer and schedule: SGD with Nesterov momentum, one cycle per run."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings.lr, epochs=settings.epochs, steps_per_epoch=max(steps_per_epoch, 1),
+        pct_start=0.15, div_factor=20.0, final_div_factor=200.0,
+    )
+    return optimizer, scheduler
+
+
 def run_training(settings: TrainSettings, log_line: Callable[[str], None] = print) -> dict[str, Any]:
     """Train per ``settings``; returns the final checkpoint dict. Raises DataError,
     CheckpointError; KeyboardInterrupt propagates after the last epoch's checkpoint."""
@@ -211,14 +225,8 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     model = build_model(ModelConfig(widths=tuple(settings.widths), num_classes=n_classes))
     negatives = make_negatives(NEGATIVE_BANK, train_x, seed=settings.seed) if settings.negatives > 0 else None
     class_names = CLASS_NAMES + ([NOT_A_DIGIT] if settings.negatives > 0 else [])
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
-    )
     steps_per_epoch = len(train_x) // settings.batch_size
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.lr, epochs=settings.epochs, steps_per_epoch=max(steps_per_epoch, 1),
-        pct_start=0.15, div_factor=20.0, final_div_factor=200.0,
-    )
+    optimizer, scheduler = make_optimizer(model, settings, steps_per_epoch)
     ema = EMA(model, settings.ema_decay)
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
@@ -314,4 +322,4 @@ def _final_metrics(res: Any, rows: list[dict[str, Any]], params: int, macs: int)
     }
 
 
-__all__ = ["TrainSettings", "train_one_epoch", "run_training", "EMA"]
+__all__ = ["TrainSettings", "train_one_epoch", "run_training", "make_optimizer", "EMA"]
