@@ -25,7 +25,7 @@ WINDOW = "realtime digits (q/ESC quit, space pause, s snapshot)"
 class LiveSettings:
     source: str = "0"
     weights: str | None = None
-    min_confidence: float = 0.5
+    min_confidence: float | None = None  # None: the recognizer's default
     max_frames: int | None = None
     threads: int = 1
     backend: str = "auto"
@@ -45,7 +45,7 @@ class LiveSettings:
 def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
     from realtime.recognizer import DEFAULT_MIN_CONFIDENCE
 
-    d = LiveSettings(min_confidence=DEFAULT_MIN_CONFIDENCE)
+    d = LiveSettings()
     p = argparse.ArgumentParser(
         prog="python -m realtime",
         description="Find and read handwritten digits live: boxes, digits, confidences and FPS drawn over "
@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
                         "in quotes (e.g. 'scans/*.png')")
     p.add_argument("--weights", default=None,
                    help="checkpoint to load (default: $DIGITS_WEIGHTS, else assets/digits.pt)")
-    p.add_argument("--min-confidence", type=float, default=d.min_confidence,
+    p.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                    help="hide digits whose softmax probability is below this (rejects non-digits)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--threads", type=int, default=d.threads,
@@ -123,13 +123,14 @@ def run(settings: LiveSettings) -> int:
 
     from realtime.numbers import group_numbers
     from realtime.overlay import draw_detections, draw_numbers, draw_status
-    from realtime.recognizer import Recognizer
+    from realtime.recognizer import DEFAULT_MIN_CONFIDENCE, Recognizer
     from realtime.sinks import JsonlWriter, VideoRecorder
     from realtime.sources import ImageSource, open_source
     from realtime.tracker import Tracker, detect_tracked
 
     rec = Recognizer.load(settings.weights, backend=settings.backend, threads=settings.threads,
-                          min_confidence=settings.min_confidence)
+                          min_confidence=DEFAULT_MIN_CONFIDENCE if settings.min_confidence is None
+                          else settings.min_confidence)
     log.info("model %s on %s, %d thread(s)", rec.weights_path, rec.backend.name, rec.threads)
     show = not settings.no_display
     if show and not display_available():
@@ -146,7 +147,7 @@ def run(settings: LiveSettings) -> int:
         jsonl = stack.enter_context(JsonlWriter(settings.json)) if settings.json else None
         # images of a folder are unrelated pictures: tracking would smear labels across them
         track = not settings.no_track and not isinstance(src, ImageSource)
-        tracker = Tracker(window=settings.smooth, min_confidence=settings.min_confidence) if track else None
+        tracker = Tracker(window=settings.smooth, min_confidence=rec.min_confidence) if track else None
         bar = None
         if not show and settings.progress and not src.is_live:
             from tqdm import tqdm
