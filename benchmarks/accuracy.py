@@ -173,17 +173,39 @@ def evaluate_photos(rec: Any, photos_dir: Path) -> dict[str, Any]:
     return out
 
 
-def evaluate_mnist(weights: str | None, data_dir: str | None) -> dict[str, Any]:
-    from realtime.recognizer import default_weights
-    from training.checkpoint import load_checkpoint
+class _BackendModule:
+    """A recognizer's inference backend (ONNX Runtime, int8, ...) as a callable model, so
+    MNIST is scored through the very network the live pipeline runs."""
+
+    training = False
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def __call__(self, x: Any) -> Any:
+        import torch
+
+        return torch.from_numpy(np.asarray(self.backend(np.ascontiguousarray(x.numpy(), np.float32))))
+
+    def eval(self) -> "_BackendModule":
+        return self
+
+    def train(self, mode: bool = True) -> "_BackendModule":
+        return self
+
+
+def evaluate_mnist(rec: Any, data_dir: str | None) -> dict[str, Any]:
+    """MNIST test accuracy of the recognizer's backend, and of the float PyTorch model."""
     from training.data import load_mnist
     from training.evaluate import evaluate_model
 
-    model, ckpt = load_checkpoint(weights or default_weights())
     images, labels = load_mnist("test", data_dir)
-    norm = ckpt["normalization"]
-    res = evaluate_model(model, images, labels, norm["mean"], norm["std"])
-    return {"accuracy": res.accuracy, "loss": res.loss, "errors": int((res.predictions != res.labels).sum())}
+    out: dict[str, Any] = {}
+    for name, model in (("backend", _BackendModule(rec.backend)), ("float", rec.model)):
+        res = evaluate_model(model, images, labels, rec.mean, rec.std)
+        out[name] = {"accuracy": res.accuracy, "loss": res.loss, "errors": int((res.predictions != res.labels).sum())}
+    # the headline figure is what the live pipeline runs
+    return {**out["backend"], "backend": rec.backend.name, "float": out["float"]}
 
 
 def _pct(x: float) -> str:
@@ -221,7 +243,11 @@ def format_table(r: dict[str, Any]) -> str:
                      f"{f['untracked']['changes_per_100_frames_per_digit']:.2f} frame by frame")
     if "mnist" in r:
         m = r["mnist"]
-        lines.append(f"MNIST test: {_pct(m['accuracy']).strip()} ({m['errors']} errors / 10,000), loss {m['loss']:.4f}")
+        line = f"MNIST test: {_pct(m['accuracy']).strip()} ({m['errors']} errors / 10,000), loss {m['loss']:.4f}"
+        if "float" in m:
+            f = m["float"]
+            line += f" via {m['backend']}; float32 PyTorch {_pct(f['accuracy']).strip()} ({f['errors']} errors)"
+        lines.append(line)
     p = r.get("photos", {})
     if "photos_classify" in p:
         a, pb = p["photos_classify"], p["photos_classify_plain_resize"]
@@ -236,6 +262,8 @@ def format_table(r: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from realtime.recognizer import BACKENDS
+
     p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weights", default=None, help="checkpoint (default: $DIGITS_WEIGHTS or assets/digits.pt)")
@@ -250,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the plain-resize baseline")
     p.add_argument("--min-confidence", type=float, default=None, help="override the recognizer's threshold")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the network")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="inference backend (auto: int8 ONNX Runtime when the checkpoint allows)")
     p.add_argument("--json", default=None, help="also write the results here as JSON")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -259,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.data import DataError, load_mnist
 
     try:
-        rec = Recognizer.load(a.weights, threads=a.threads,
+        rec = Recognizer.load(a.weights, threads=a.threads, backend=a.backend,
                               min_confidence=DEFAULT_MIN_CONFIDENCE if a.min_confidence is None else a.min_confidence)
         digits = load_mnist("test", a.data_dir)
     except (CheckpointError, DataError) as err:
@@ -281,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "untracked": flicker(rec, digits, a.flicker_frames, a.seed + 1, a.width, a.height, False),
         }
     if not a.no_mnist:
-        r["mnist"] = evaluate_mnist(a.weights, a.data_dir)
+        r["mnist"] = evaluate_mnist(rec, a.data_dir)
     photos = a.photos_dir or os.environ.get(PHOTOS_ENV)
     if photos:
         if not Path(photos).is_dir():

@@ -94,7 +94,7 @@ def bench_model(weights: str | None, threads: int, batches: Sequence[int] = (1, 
     from realtime.recognizer import Recognizer
 
     rows = []
-    for backend in ("onnx", "torch"):
+    for backend in ("int8", "onnx", "torch"):
         rec = Recognizer.load(weights, threads=threads, backend=backend)
         for b in batches:
             x = np.random.default_rng(0).random((b, 28, 28), dtype=np.float32)
@@ -229,12 +229,14 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from realtime.recognizer import BACKENDS
+
     p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weights", default=None, help="checkpoint (default: $DIGITS_WEIGHTS or assets/digits.pt)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
-    p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto", help="pipeline inference engine")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="pipeline inference engine")
     p.add_argument("--frames", type=int, default=20, help="distinct rendered frames per size")
     p.add_argument("--repeats", type=int, default=10, help="passes over those frames")
     p.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"], help="frame sizes WxH")

@@ -43,7 +43,7 @@ class LiveSettings:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
-    from realtime.recognizer import DEFAULT_MIN_CONFIDENCE
+    from realtime.recognizer import BACKENDS, DEFAULT_MIN_CONFIDENCE
 
     d = LiveSettings()
     p = argparse.ArgumentParser(
@@ -63,8 +63,9 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--threads", type=int, default=d.threads,
                    help="CPU threads for the network (1 is usually as fast as 2 for this small net, and steadier)")
-    p.add_argument("--backend", choices=["auto", "onnx", "torch"], default=d.backend,
-                   help="inference engine: ONNX Runtime (fastest), PyTorch eager, or auto (ONNX if installed)")
+    p.add_argument("--backend", choices=BACKENDS, default=d.backend,
+                   help="inference engine: int8 ONNX Runtime (fastest; needs calibration images in the "
+                        "checkpoint), float32 ONNX Runtime, PyTorch eager, or auto (the fastest available)")
     p.add_argument("--record", metavar="OUT.mp4", default=None,
                    help="write the annotated video here (.mp4 or .avi), at the source's size and frame rate")
     p.add_argument("--json", metavar="OUT.jsonl", default=None,

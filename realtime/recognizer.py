@@ -3,7 +3,10 @@
 The network runs once per frame on all of its crops (one batch). The checkpoint is
 rebuilt with PyTorch and, when onnxruntime is installed, exported in memory to ONNX
 and run by ONNX Runtime, which is 2-4x faster than PyTorch eager for a net this small
-on a CPU; PyTorch eager stays as the fallback (``backend="torch"``).
+on a CPU; PyTorch eager stays as the fallback (``backend="torch"``). When the
+checkpoint carries calibration images, the ONNX graph is quantized to int8 at load
+time (static, per-channel weights, ~0.1 s): another ~1.9x on CPUs with int8 dot
+products, for 0.02 points of MNIST accuracy (``backend="onnx"`` keeps float32).
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ class _TorchBackend:
 class _OnnxBackend:
     name = "onnxruntime"
 
-    def __init__(self, model: torch.nn.Module, threads: int) -> None:
+    def __init__(self, model: torch.nn.Module, threads: int, calibration: np.ndarray | None = None) -> None:
+        """``calibration``: normalized [N, 1, 28, 28] inputs; given, the graph runs in int8."""
         import onnxruntime as ort
 
         buf = io.BytesIO()
@@ -87,14 +91,51 @@ class _OnnxBackend:
                 model.eval(), torch.zeros(1, 1, 28, 28), buf, input_names=["x"], output_names=["logits"],
                 dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, dynamo=False,
             )
+        graph = buf.getvalue()
+        if calibration is not None:
+            graph = _quantize_int8(graph, calibration)
+            self.name = "onnxruntime int8"
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"x": x})[0]
+
+
+def _quantize_int8(graph: bytes, calibration: np.ndarray) -> bytes:
+    """Static int8 quantization of an ONNX graph (QDQ, per-channel weights, activation
+    ranges from ``calibration``, the checkpoint's own training images)."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(np.array_split(calibration, max(1, len(calibration) // 64)))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {"x": np.ascontiguousarray(batch)}
+
+    with tempfile.TemporaryDirectory(prefix="digits-int8-") as tmp:
+        src, dst = Path(tmp, "float.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(graph)
+        # the quantizer logs advice about optional pre-processing through the root logger
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_static(str(src), str(dst), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        return dst.read_bytes()
+
+
+BACKENDS = ("auto", "int8", "onnx", "torch")
 
 
 class Recognizer:
@@ -121,15 +162,30 @@ class Recognizer:
         self.weights_path = weights_path
         self.threads = max(1, int(threads))
         self.model = model
-        self.backend = self._make_backend(model, backend, self.threads)
+        calib = checkpoint.get("calibration")
+        self.calibration = None if calib is None else (
+            (np.asarray(calib, np.float32)[:, None] / 255.0 - self.mean) / self.std).astype(np.float32)
+        self.backend = self._make_backend(model, backend, self.threads, self.calibration)
         # the first run of a session allocates and plans; keep that out of frame timings
         for n in (1, 32):
             self.predict(np.zeros((n, self.size, self.size), np.float32))
 
     @staticmethod
-    def _make_backend(model: torch.nn.Module, backend: str, threads: int) -> Any:
-        if backend not in ("auto", "onnx", "torch"):
-            raise ValueError(f"backend must be auto, onnx or torch, not {backend!r}")
+    def _make_backend(model: torch.nn.Module, backend: str, threads: int, calibration: np.ndarray | None) -> Any:
+        """``auto``: int8 ONNX Runtime when the checkpoint has calibration images, else
+        float ONNX Runtime, else PyTorch eager. The others insist on one."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        if backend == "int8" and calibration is None:
+            raise CheckpointError("int8 inference needs a checkpoint with calibration images "
+                                  "(add them with: python -m training.calibrate CHECKPOINT)")
+        if backend in ("auto", "int8") and calibration is not None:
+            try:
+                return _OnnxBackend(model, threads, calibration)
+            except Exception as err:  # noqa: BLE001 - any failure falls back to float
+                if backend == "int8":
+                    raise
+                log.warning("int8 quantization failed (%s); using float32", err)
         if backend in ("auto", "onnx"):
             try:
                 return _OnnxBackend(model, threads)

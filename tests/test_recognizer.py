@@ -105,6 +105,36 @@ def test_torch_and_onnx_backends_agree(recognizer, frame_crops):
     np.testing.assert_allclose(torch_rec.predict(x), onnx_rec.predict(x), atol=1e-4)
 
 
+def test_int8_backend_reads_like_float(recognizer, frame_crops, mnist_test):
+    """The default backend quantizes to int8 from the checkpoint's calibration images; it
+    must read what the float model reads: real frame crops and 2,000 MNIST test digits."""
+    assert recognizer.backend.name == "onnxruntime int8"
+    float_rec = Recognizer.load(recognizer.weights_path, backend="onnx")
+    p8, pf = recognizer.predict(frame_crops), float_rec.predict(frame_crops)
+    assert (p8.argmax(1) == pf.argmax(1)).all()
+    assert np.abs(p8 - pf).max() < 0.15  # quantization noise, not a different model
+    images, labels = mnist_test
+    x = images[:2000].astype(np.float32) / 255
+    acc8 = (recognizer.predict(x).argmax(1) == labels[:2000]).mean()
+    accf = (float_rec.predict(x).argmax(1) == labels[:2000]).mean()
+    assert acc8 >= accf - 0.002, (acc8, accf)
+
+
+def test_int8_needs_calibration_images(recognizer, tmp_path):
+    from training.checkpoint import read_checkpoint, save_checkpoint
+
+    ckpt = read_checkpoint(recognizer.weights_path)
+    del ckpt["calibration"]
+    path = save_checkpoint(ckpt, tmp_path / "old.pt")
+    assert Recognizer.load(path).backend.name == "onnxruntime"  # auto falls back to float
+    with pytest.raises(CheckpointError, match="calibration"):
+        Recognizer.load(path, backend="int8")
+    ckpt["calibration"] = ckpt["state_dict"]["head.weight"]  # wrong dtype and shape
+    save_checkpoint(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="calibration images must be uint8"):
+        Recognizer.load(tmp_path / "bad.pt")
+
+
 # --------------------------------------------------------------------------- rendered scenes
 
 

@@ -107,6 +107,10 @@ def test_cli_writes_every_artifact(mnist_dir: Path, tmp_path: Path, repo_root: P
 
     model, final = load_checkpoint(out / "model.pt")
     assert "training_state" not in final  # the shipped file carries no optimizer state
+    calib = final["calibration"]  # training images for int8 inference, from the train split
+    assert calib.dtype == torch.uint8 and tuple(calib.shape) == (256, 28, 28)
+    train_x, _ = load_mnist("train", mnist_dir)
+    assert any(torch.equal(calib[0], img) for img in train_x[:2000])
     exp_model, exported = load_checkpoint(export)
     for k, v in model.state_dict().items():
         assert torch.equal(v, exp_model.state_dict()[k])
@@ -166,6 +170,23 @@ def test_interrupt_after_epoch_then_resume(mnist_dir: Path, tmp_path: Path) -> N
         diff = float((v.float() - straight["state_dict"][k].float()).abs().max()) if v.numel() else 0.0
         assert diff < 1e-5, f"{k} differs from the uninterrupted run by {diff}"
     assert final["metrics"]["test_accuracy"] == pytest.approx(straight["metrics"]["test_accuracy"], abs=0.005)
+
+
+def test_calibrate_cli_adds_images_to_an_old_checkpoint(mnist_dir: Path, tmp_path: Path, repo_root: Path) -> None:
+    from training.checkpoint import make_checkpoint, save_checkpoint
+    from training.model import ModelConfig, build_model
+
+    model = build_model(ModelConfig())
+    path = save_checkpoint(make_checkpoint(model), tmp_path / "old.pt")
+    assert "calibration" not in read_checkpoint(path)
+    proc = _cli(repo_root, "training.calibrate", str(path), "--data-dir", str(mnist_dir), "--images", "64")
+    assert proc.returncode == 0, proc.stderr
+    ckpt = read_checkpoint(path)
+    assert tuple(ckpt["calibration"].shape) == (64, 28, 28)
+    for k, v in model.state_dict().items():  # the weights are untouched
+        assert torch.equal(v, ckpt["state_dict"][k])
+    bad = _cli(repo_root, "training.calibrate", str(tmp_path / "missing.pt"), "--data-dir", str(mnist_dir))
+    assert bad.returncode == 2 and "checkpoint not found" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_cli_help_lists_options(repo_root: Path) -> None:

@@ -6,6 +6,7 @@ A checkpoint is a dict of plain values and tensors, never pickled modules::
      "model_config": {...}, "state_dict": {...},
      "normalization": {"mean": .., "std": .., "size": 28, "box": 20},
      "class_names": ["0", ..., "9"], "metrics": {...}, "settings": {...},
+     "calibration": uint8 tensor [N, 28, 28],  # optional: training images for int8 inference
      "training_state": {...}}   # only in resumable checkpoints
 
 The normalization constants live here and only here: the live recognizer reads them
@@ -30,6 +31,15 @@ FORMAT_VERSION = 1
 # MNIST's pixel statistics and geometry (the 20x20 ink box centred in 28x28).
 MNIST_NORMALIZATION: dict[str, float | int] = {"mean": 0.1307, "std": 0.3081, "size": 28, "box": 20}
 CLASS_NAMES = [str(d) for d in range(10)]
+# training images stored with the weights so inference can calibrate int8 ranges offline
+CALIBRATION_IMAGES = 256
+
+
+def calibration_images(images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: int = 0) -> torch.Tensor:
+    """A fixed random sample of ``n`` training images (uint8 [n, 28, 28])."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(images), generator=g)[:n]
+    return images[idx].to(torch.uint8).clone()
 
 
 class CheckpointError(Exception):
@@ -45,6 +55,7 @@ def make_checkpoint(
     normalization: dict[str, float | int] | None = None,
     class_names: list[str] | None = None,
     state_dict: dict[str, torch.Tensor] | None = None,
+    calibration: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     ckpt: dict[str, Any] = {
         "format": FORMAT,
@@ -56,6 +67,8 @@ def make_checkpoint(
         "metrics": dict(metrics or {}),
         "settings": dict(settings or {}),
     }
+    if calibration is not None:
+        ckpt["calibration"] = calibration.to(torch.uint8).cpu().clone()
     if training_state is not None:
         ckpt["training_state"] = training_state
     return ckpt
@@ -114,6 +127,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("model_config", "state_dict", "normalization", "class_names"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+    calib = ckpt.get("calibration")
+    if calib is not None:
+        size = int(ckpt["normalization"].get("size", 28))
+        if not (isinstance(calib, torch.Tensor) and calib.dtype == torch.uint8 and calib.ndim == 3
+                and tuple(calib.shape[1:]) == (size, size) and len(calib) > 0):
+            raise CheckpointError(f"{path}: calibration images must be uint8 [N, {size}, {size}]")
     return ckpt
 
 

@@ -29,6 +29,7 @@ from training.checkpoint import (
     CLASS_NAMES,
     MNIST_NORMALIZATION,
     CheckpointError,
+    calibration_images,
     make_checkpoint,
     read_checkpoint,
     save_checkpoint,
@@ -295,7 +296,7 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
         eval_model.load_state_dict(ema.shadow)
         res = evaluate_model(eval_model, test_x, test_y, MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"])
     final = make_checkpoint(eval_model, metrics=_final_metrics(res, rows, params, macs), settings=settings.to_dict(),
-                            class_names=class_names)
+                            class_names=class_names, calibration=calibration_images(train_x, seed=settings.seed))
     save_checkpoint(final, out / "model.pt")
     if settings.export:
         save_checkpoint(final, settings.export)

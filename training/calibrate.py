@@ -1,0 +1,53 @@
+"""Add int8 calibration images to an existing checkpoint (``python -m training.calibrate``).
+
+Checkpoints written by ``python -m training`` already carry them; this is for older ones.
+The live recognizer quantizes the network to int8 at load time when a checkpoint has
+them, using these training images to fix each layer's activation range. The weights are
+left untouched and the file is rewritten atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from training.checkpoint import (
+    CALIBRATION_IMAGES,
+    CheckpointError,
+    calibration_images,
+    read_checkpoint,
+    save_checkpoint,
+)
+from training.data import DataError, load_mnist
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m training.calibrate",
+        description="Store a fixed sample of MNIST training images in a checkpoint, "
+                    "so the live recognizer can run the network in int8.",
+    )
+    p.add_argument("checkpoint", help="checkpoint file to update in place")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST .gz files (default: $MNIST_DIR)")
+    p.add_argument("--download", action="store_true", help="download MNIST into --data-dir when missing")
+    p.add_argument("--images", type=int, default=CALIBRATION_IMAGES,
+                   help="how many training images to store (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="which random sample (default: %(default)s)")
+    args = p.parse_args(argv)
+    if args.images < 1:
+        p.error("--images must be >= 1")
+    try:
+        ckpt = read_checkpoint(args.checkpoint)
+        images, _ = load_mnist("train", args.data_dir, download=args.download)
+    except (CheckpointError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    ckpt["calibration"] = calibration_images(images, args.images, args.seed)
+    save_checkpoint(ckpt, args.checkpoint)
+    print(f"{args.checkpoint}: {len(ckpt['calibration'])} calibration images stored")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
