@@ -7,8 +7,9 @@ centred and of the wrong stroke width, and a 99% MNIST model reads it poorly. Th
 module reproduces MNIST's recipe and also brings the stroke width near MNIST's (a fine
 pen on a large digit otherwise shrinks to a faint hairline at 20 px; a marker to a blob).
 
-Inputs are an "ink" image: float32 in [0, 1], 1 = darkest ink, 0 = paper (see
-``realtime.segment.ink_map``), and optionally a boolean mask of the component's pixels.
+Inputs are an "ink" image: float32 in [0, 1] (1 = darkest ink, 0 = paper) or uint8 in
+[0, 255] as ``realtime.segment.ink_map`` makes it, and optionally a boolean mask of the
+component's pixels.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _K3 = np.ones((3, 3), np.uint8)
 
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary mask: 2 * area / boundary length (exact for long strokes)."""
-    m = mask.astype(np.uint8)
+    m = mask if mask.dtype == np.uint8 else mask.astype(np.uint8)
     area = cv2.countNonZero(m)
     if area == 0:
         return 0.0
@@ -35,8 +36,16 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * area / max(area - inner, 1)
 
 
+def as_float_ink(ink: np.ndarray) -> np.ndarray:
+    """An ink image as float32 in [0, 1] (uint8 ink maps are scaled from [0, 255])."""
+    ink = np.asarray(ink)
+    if ink.dtype == np.uint8:
+        return ink.astype(np.float32) * np.float32(1 / 255)
+    return ink.astype(np.float32, copy=False)
+
+
 def _trim(ink: np.ndarray) -> np.ndarray:
-    x, y, w, h = cv2.boundingRect((ink > 0.05).astype(np.uint8))
+    x, y, w, h = cv2.boundingRect((ink > 0.05).view(np.uint8))
     return ink[y : y + h, x : x + w]
 
 
@@ -55,7 +64,7 @@ def to_mnist(
     dilation or erosion at the crop's own scale; the ink is scaled so its longer side is
     ``box`` px (area-averaged, i.e. anti-aliased) and placed by its centre of mass.
     """
-    ink = np.asarray(ink, dtype=np.float32)
+    ink = as_float_ink(ink)
     out = np.zeros((size, size), np.float32)
     if mask is None:
         mask = ink > 0.5
@@ -66,7 +75,7 @@ def to_mnist(
     h, w = ink.shape
     longer = max(h, w)
     if stroke is not None:
-        sw = stroke_width(ink > 0.5)
+        sw = stroke_width((ink > 0.5).view(np.uint8))
         want = stroke * longer / box  # stroke width wanted at this crop's scale
         if 0 < sw < 0.7 * want and int(round(want - sw)) >= 2:
             k = int(round(want - sw))
@@ -102,7 +111,7 @@ def to_mnist(
 
 def plain_resize(ink: np.ndarray, size: int = SIZE) -> np.ndarray:
     """Baseline for comparison: the crop stretched to ``size`` x ``size``, no MNIST recipe."""
-    ink = np.asarray(ink, dtype=np.float32)
+    ink = as_float_ink(ink)
     if ink.size == 0:
         return np.zeros((size, size), np.float32)
     return cv2.resize(ink, (size, size), interpolation=cv2.INTER_AREA)
