@@ -41,9 +41,6 @@ def _label_changes(per_frame: list[tuple[list, list]], warm: int) -> tuple[int, 
     return changes, present
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 target not met yet: small neighbouring digits merge and split "
-                   "from frame to frame, so a digit's box comes and goes (measured 1.39 changes per 100 frames "
-                   "per digit tracked, 2.07 untracked; target < 1)")
 def test_tracker_steadies_labels_on_a_steady_clip(recognizer, mnist_test):
     """Fixed camera, 90 frames at 30 fps (only sensor noise and JPEG change), on three
     sheets with random paper/ink/light: after the first second, fewer than 1 label change
@@ -68,6 +65,7 @@ def test_tracker_steadies_labels_on_a_steady_clip(recognizer, mnist_test):
     rate_t, rate_u = 100.0 * t_changes / t_present, 100.0 * u_changes / u_present
     msg = (f"label changes per 100 frames per digit: tracked {rate_t:.2f} ({t_changes} in {t_present} digit-frames), "
            f"untracked {rate_u:.2f} ({u_changes} in {u_present})")
+    print(msg)
     assert rate_t < 1.0, msg
     assert rate_t <= rate_u, msg
 
