@@ -14,6 +14,8 @@ component's pixels.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -44,8 +46,22 @@ def as_float_ink(ink: np.ndarray) -> np.ndarray:
     return ink.astype(np.float32, copy=False)
 
 
+def as_u8_ink(ink: np.ndarray) -> np.ndarray:
+    """An ink image as uint8 in [0, 255] (float ink in [0, 1] is scaled and rounded)."""
+    ink = np.asarray(ink)
+    if ink.dtype == np.uint8:
+        return ink
+    return np.clip(np.asarray(ink, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=32)
+def _ellipse(k: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+
 def _trim(ink: np.ndarray) -> np.ndarray:
-    x, y, w, h = cv2.boundingRect((ink > 0.05).view(np.uint8))
+    """``ink`` (uint8) cut to the box of its pixels above 5% darkness."""
+    x, y, w, h = cv2.boundingRect((ink > 12).view(np.uint8))
     return ink[y : y + h, x : x + w]
 
 
@@ -64,30 +80,31 @@ def to_mnist(
     dilation or erosion at the crop's own scale; the ink is scaled so its longer side is
     ``box`` px (area-averaged, i.e. anti-aliased) and placed by its centre of mass.
     """
-    ink = as_float_ink(ink)
+    # the work is done in uint8: each OpenCV call on a small crop is cheaper, and 8 bits
+    # is all the precision a camera crop has
+    ink = as_u8_ink(ink)
     out = np.zeros((size, size), np.float32)
     if mask is None:
-        mask = ink > 0.5
-    ink = ink * mask  # bool mask: zero what is not this digit's
-    ink = _trim(ink)
+        mask = ink > 127
+    ink = _trim(ink * mask)  # bool mask: zero what is not this digit's
     if ink.size == 0 or not ink.any():
         return out
     h, w = ink.shape
     longer = max(h, w)
     if stroke is not None:
-        sw = stroke_width((ink > 0.5).view(np.uint8))
+        sw = stroke_width((ink > 127).view(np.uint8))
         want = stroke * longer / box  # stroke width wanted at this crop's scale
         if 0 < sw < 0.7 * want and int(round(want - sw)) >= 2:
             k = int(round(want - sw))
             # pad so the dilation is not clipped at the crop edge
             ink = cv2.copyMakeBorder(ink, k, k, k, k, cv2.BORDER_CONSTANT, value=0)
-            ink = _trim(cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k | 1, k | 1))))
+            ink = _trim(cv2.dilate(ink, _ellipse(k | 1)))
         elif sw > 1.6 * want and int(round((sw - want) / 4)) >= 1:
             # only halfway to the target: a marker's filled loops vanish under a full erosion
             k = int(round((sw - want) / 4))
-            eroded = cv2.erode(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+            eroded = cv2.erode(ink, _ellipse(2 * k + 1))
             # never erode a digit away: keep the original if too little ink remains
-            if eroded.sum() > 0.25 * ink.sum():
+            if int(eroded.sum()) > 0.25 * int(ink.sum()):
                 ink = _trim(eroded)
         h, w = ink.shape
         longer = max(h, w)
@@ -97,7 +114,7 @@ def to_mnist(
     peak = float(small.max())
     if peak <= 0:
         return out
-    small *= 1.0 / peak  # MNIST strokes peak at full white
+    small = small.astype(np.float32) * np.float32(1.0 / peak)  # MNIST strokes peak at full white
     # centre of mass to the field centre, as MNIST did
     m = cv2.moments(small)
     cx = m["m10"] / m["m00"] if m["m00"] > 0 else nw / 2

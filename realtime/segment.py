@@ -100,13 +100,20 @@ def _gaussian_kernel(sigma: float) -> np.ndarray:
     return cv2.getGaussianKernel(int(round(sigma * 6 + 1)) | 1, sigma)
 
 
-def ink_map(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
+def reduce_gray(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
+    """``gray`` reduced ``bg_scale`` times (area-averaged): shared by :func:`ink_map` and
+    :func:`paper_mask`, which both look at the frame's large-scale light."""
+    h, w = gray.shape
+    s = max(1, cfg.bg_scale)
+    return cv2.resize(gray, (max(1, w // s), max(1, h // s)), interpolation=cv2.INTER_AREA)
+
+
+def ink_map(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig(), reduced: np.ndarray | None = None) -> np.ndarray:
     """Ink darkness relative to the local paper brightness, uint8: ``255 * (1 - gray /
     paper)``, so 0 is paper and 255 black ink (uint8 rather than float: every later pixel
     operation on it is 2-4x cheaper, and a camera's 8 bits hold no finer information)."""
     h, w = gray.shape
-    s = max(1, cfg.bg_scale)
-    small = cv2.resize(gray, (max(1, w // s), max(1, h // s)), interpolation=cv2.INTER_AREA)
+    small = reduce_gray(gray, cfg) if reduced is None else reduced
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.bg_kernel, cfg.bg_kernel))
     # a max filter wider than any stroke removes the ink, leaving the paper's light
     bg = cv2.dilate(small, k)
@@ -121,7 +128,7 @@ def ink_map(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarra
 
 
 def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
-               min_sharpness: float = 0.18) -> np.ndarray | None:
+               min_sharpness: float = 0.18, reduced: np.ndarray | None = None) -> np.ndarray | None:
     """The sheet of paper, when a darker desk is visible around it: uint8 mask (255 =
     paper, its edge trimmed), or ``None`` when the frame shows paper only.
 
@@ -129,11 +136,14 @@ def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
     convex hull (a sheet is a convex quadrilateral; ink and shadows make holes). It is
     trusted only when it is much brighter than the rest AND its border is a sharp edge:
     a soft shadow across a sheet that fills the frame also splits bright from dark, but
-    over many pixels, and must not cut the shaded digits away.
+    over many pixels, and must not cut the shaded digits away. ``reduced``: ``gray``
+    already reduced (see :func:`reduce_gray`), to reduce from instead of the full frame.
     """
     h, w = gray.shape
     sw, sh = max(8, w // scale), max(8, h // scale)
-    small = cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_AREA)
+    # from the already reduced copy when given (4x fewer pixels to average)
+    src = gray if reduced is None or reduced.shape[1] < sw else reduced
+    small = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)
     _, bright = cv2.threshold(cv2.GaussianBlur(small, (3, 3), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
     if n <= 1:
@@ -470,8 +480,9 @@ def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:
 def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> tuple[np.ndarray, list[Candidate]]:
     """``(ink map (uint8), candidates)`` for a BGR or gray frame: stages 1-3 in order."""
     gray = ink_gray(frame)
-    ink = ink_map(gray, cfg)
-    paper = paper_mask(gray) if cfg.find_paper else None
+    reduced = reduce_gray(gray, cfg)
+    ink = ink_map(gray, cfg, reduced)
+    paper = paper_mask(gray, reduced=reduced) if cfg.find_paper else None
     weak, strong = ink_thresholds(ink, cfg, paper)
     mask = binarize(ink, cfg, (weak, strong), paper)
     return ink, find_candidates(mask, cfg, ink, strong)
