@@ -477,45 +477,82 @@ def reading_rows(boxes: Sequence[Sequence[float]]) -> list[list[int]]:
     return [sorted(row, key=lambda j: boxes[j][0]) for row in rows]
 
 
-def split_candidate(cand: Candidate, parts: int, cfg: SegmentConfig = SegmentConfig(),
-                    tries: int = 2) -> list[list[Candidate]]:
-    """Ways to cut a component into ``parts`` digits side by side (touching digits).
+def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts: int = 10,
+                ) -> tuple[int, list[tuple[int, int, Candidate]]]:
+    """Over-segment a blob that may hold touching digits: ``(n_points, segments)``.
 
-    Cuts are vertical, at the columns with the least ink near the evenly spaced
-    positions (the ``tries`` best per cut); each hypothesis is a list of part candidates
-    with tight boxes. Hypotheses with an empty or flat part are skipped.
+    Cut points are the blob's two sides and the columns where its ink profile has a local
+    minimum (the thin joins between touching digits), the lowest ones first, a stroke's
+    width apart. Every stretch between two cut points that is as wide as a digit can be
+    (from a narrow 1 to a wide 0) is a segment ``(i, j, part)``: points ``i < j`` and the
+    part's pixels with a tight box. The recognizer classifies all segments in the frame's
+    one batch and picks the chain of segments from the first point to the last that it
+    reads most confidently, so the number of digits in the blob is decided by the
+    classifier, not guessed from the blob's width.
     """
     x, y, w, h = cand.box
     proj = cand.mask.sum(axis=0).astype(np.float64)
-    # smooth the profile a little so one stray pixel does not decide a cut
     proj = np.convolve(proj, np.ones(3) / 3, mode="same")
-    options: list[list[int]] = []
-    for k in range(1, parts):
-        centre = k * w / parts
-        lo, hi = int(max(1, centre - 0.18 * w)), int(min(w - 1, centre + 0.18 * w))
-        if hi <= lo:
-            return []
-        cols = np.argsort(proj[lo:hi], kind="stable")[: max(1, tries)] + lo
-        options.append(sorted(int(c) for c in cols))
-    hyps: list[list[Candidate]] = []
-    for combo in np.array(np.meshgrid(*options)).T.reshape(-1, parts - 1):
-        edges = [0, *sorted(int(c) for c in combo), w]
-        if any(b - a < 2 for a, b in zip(edges, edges[1:])):
-            continue
-        part_list = []
-        for a, b in zip(edges, edges[1:]):
+    margin = max(2, int(0.1 * h))
+    inner = np.arange(margin, w - margin)
+    cuts: list[int] = []
+    if len(inner):
+        p = proj[inner]
+        left = np.concatenate([[np.inf], p[:-1]])
+        right = np.concatenate([p[1:], [np.inf]])
+        minima = inner[(p <= left) & (p <= right)]
+        spacing = max(2, int(0.12 * h))
+        for c in sorted(minima.tolist(), key=lambda c: (proj[c], c)):
+            if all(abs(c - o) >= spacing for o in cuts):
+                cuts.append(int(c))
+            if len(cuts) >= max_cuts:
+                break
+    points = [0, *sorted(cuts), w]
+    min_w, max_w = max(2, int(0.1 * h)), 1.25 * h
+    segs: list[tuple[int, int, Candidate]] = []
+    for i in range(len(points)):
+        for j in range(i + 1, len(points)):
+            a, b = points[i], points[j]
+            if b - a > max_w:
+                break
+            if b - a < min_w or (i == 0 and j == len(points) - 1):
+                continue  # the whole blob is read as it is anyway
             m = cand.mask[:, a:b]
-            ys, xs = np.nonzero(m)
-            if len(ys) == 0:
-                break
-            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-            if (y1 - y0) < 0.4 * h:
-                break
-            part_list.append(Candidate(box=(x + a + int(x0), y + int(y0), int(x1 - x0), int(y1 - y0)),
-                                       mask=m[y0:y1, x0:x1]))
-        else:
-            hyps.append(part_list)
-    return hyps
+            rows = np.flatnonzero(m.any(axis=1))
+            if len(rows) == 0 or rows[-1] + 1 - rows[0] < 0.4 * h:
+                continue
+            cols = np.flatnonzero(m.any(axis=0))
+            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            segs.append((i, j, Candidate(box=(x + a + x0, y + y0, x1 - x0, y1 - y0), mask=m[y0:y1, x0:x1])))
+    return len(points), segs
+
+
+def best_chain(n_points: int, segs: Sequence[tuple[int, int, float]], min_conf: float = 0.5,
+               bonus: float = 0.0, max_parts: int = 8) -> tuple[list[int], float]:
+    """The chain of segments from point 0 to point ``n_points - 1`` that the classifier
+    believes most: the highest sum of ``log(confidence) + bonus`` (``bonus`` = 0: the
+    product of the confidences, so every extra cut must pay for itself; a chunk of a
+    digit read as a confident "1" is not enough). Segments below ``min_conf`` are not
+    used. ``segs``: ``(i, j, confidence)``. Returns ``(segment indices, score)``, or
+    ``([], -inf)`` when no chain exists."""
+    # best[j][k]: (score, segment indices) of the best k-segment chain to point j
+    best: list[dict[int, tuple[float, list[int]]]] = [dict() for _ in range(n_points)]
+    best[0][0] = (0.0, [])
+    for s in sorted(range(len(segs)), key=lambda s: segs[s][1]):
+        i, j, c = segs[s]
+        if c < min_conf:
+            continue
+        gain = float(np.log(c)) + bonus
+        for k, (score, path) in list(best[i].items()):
+            if k + 1 > max_parts:
+                continue
+            if k + 1 not in best[j] or score + gain > best[j][k + 1][0]:
+                best[j][k + 1] = (score + gain, path + [s])
+    ends = best[n_points - 1]
+    if not ends:
+        return [], float("-inf")
+    score, path = max(ends.values(), key=lambda v: v[0])
+    return path, score
 
 
 def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:
