@@ -51,7 +51,7 @@ def test_speed_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: Pat
     assert row["size"] == "320x240" and row["batched"]["p50_ms"] > 0 and row["per_crop"]["p50_ms"] > 0
     assert row["batched"]["p99_ms"] >= row["batched"]["p50_ms"]
     assert {(m["backend"], m["batch"]) for m in res["model"]} == {
-        (b, n) for b in ("onnxruntime", "torch") for n in (1, 16, 256)}
+        (b, n) for b in ("onnxruntime int8", "onnxruntime", "torch") for n in (1, 16, 256)}
     assert all(m["images_per_s"] > 0 for m in res["model"])
 
 
