@@ -188,9 +188,9 @@ class Recognizer:
         self.threads = max(1, int(threads))
         self.model = model
         calib = checkpoint.get("calibration")
-        self.calibration = None if calib is None else (
+        calibration = None if calib is None else (
             (np.asarray(calib, np.float32)[:, None] / 255.0 - self.mean) / self.std).astype(np.float32)
-        self.backend = self._make_backend(model, backend, self.threads, self.calibration)
+        self.backend = self._make_backend(model, backend, self.threads, calibration)
         # the first run of a session allocates and plans; keep that out of frame timings
         for n in (1, 32):
             self.predict(np.zeros((n, self.size, self.size), np.float32))
