@@ -15,6 +15,7 @@ component's pixels.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -65,6 +66,58 @@ def _trim(ink: np.ndarray) -> np.ndarray:
     return ink[y : y + h, x : x + w]
 
 
+def _adjust_stroke(ink: np.ndarray, stroke: float, box: int) -> np.ndarray:
+    """``ink`` (uint8, trimmed) with its stroke width brought near ``stroke`` px at the
+    ``box``-px scale by a grey dilation or erosion at the crop's own scale (returned
+    trimmed again); ``ink`` itself when it is near enough already."""
+    h, w = ink.shape
+    longer = max(h, w)
+    _, strong = cv2.threshold(ink, 127, 1, cv2.THRESH_BINARY)
+    sw = stroke_width(strong)
+    want = stroke * longer / box  # stroke width wanted at this crop's scale
+    if 0 < sw < 0.7 * want and int(round(want - sw)) >= 2:
+        k = int(round(want - sw))
+        # pad so the dilation is not clipped at the crop edge
+        ink = cv2.copyMakeBorder(ink, k, k, k, k, cv2.BORDER_CONSTANT, value=0)
+        return _trim(cv2.dilate(ink, _ellipse(k | 1)))
+    if sw > 1.6 * want and int(round((sw - want) / 4)) >= 1:
+        # only halfway to the target: a marker's filled loops vanish under a full erosion
+        k = int(round((sw - want) / 4))
+        eroded = cv2.erode(ink, _ellipse(2 * k + 1))
+        # never erode a digit away: keep the original if too little ink remains
+        if int(eroded.sum()) > 0.25 * int(ink.sum()):
+            return _trim(eroded)
+    return ink
+
+
+def _place(ink: np.ndarray, out: np.ndarray, box: int) -> None:
+    """Scale trimmed uint8 ``ink`` so its longer side is ``box`` px (area-averaged) and
+    write it into the zeroed uint8 field ``out`` with its centre of mass at the centre."""
+    size = out.shape[0]
+    h, w = ink.shape
+    scale = box / max(h, w)
+    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    small = cv2.resize(ink, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    # centre of mass to the field centre, as MNIST did
+    m = cv2.moments(small)
+    cx = m["m10"] / m["m00"] if m["m00"] > 0 else nw / 2
+    cy = m["m01"] / m["m00"] if m["m00"] > 0 else nh / 2
+    # clip the placement so the whole box stays inside the field
+    ox = min(max(int(round(size / 2 - cx)), 0), size - nw)
+    oy = min(max(int(round(size / 2 - cy)), 0), size - nh)
+    out[oy : oy + nh, ox : ox + nw] = small
+
+
+def _to_unit(fields: np.ndarray) -> np.ndarray:
+    """uint8 fields [N, size, size] -> float32 in [0, 1], each scaled so its brightest
+    pixel is 1 (MNIST strokes peak at full white)."""
+    if len(fields) == 0:
+        return fields.astype(np.float32)
+    peak = fields.reshape(len(fields), -1).max(axis=1).astype(np.float32)
+    scale = np.divide(np.float32(1.0), peak, out=np.zeros_like(peak), where=peak > 0)
+    return fields.astype(np.float32) * scale[:, None, None]
+
+
 def to_mnist(
     ink: np.ndarray,
     mask: np.ndarray | None = None,
@@ -83,47 +136,40 @@ def to_mnist(
     # the work is done in uint8: each OpenCV call on a small crop is cheaper, and 8 bits
     # is all the precision a camera crop has
     ink = as_u8_ink(ink)
-    out = np.zeros((size, size), np.float32)
+    field = np.zeros((1, size, size), np.uint8)
     if mask is None:
         mask = ink > 127
     ink = _trim(ink * mask)  # bool mask: zero what is not this digit's
     if ink.size == 0 or not ink.any():
-        return out
-    h, w = ink.shape
-    longer = max(h, w)
+        return field[0].astype(np.float32)
     if stroke is not None:
-        sw = stroke_width((ink > 127).view(np.uint8))
-        want = stroke * longer / box  # stroke width wanted at this crop's scale
-        if 0 < sw < 0.7 * want and int(round(want - sw)) >= 2:
-            k = int(round(want - sw))
-            # pad so the dilation is not clipped at the crop edge
-            ink = cv2.copyMakeBorder(ink, k, k, k, k, cv2.BORDER_CONSTANT, value=0)
-            ink = _trim(cv2.dilate(ink, _ellipse(k | 1)))
-        elif sw > 1.6 * want and int(round((sw - want) / 4)) >= 1:
-            # only halfway to the target: a marker's filled loops vanish under a full erosion
-            k = int(round((sw - want) / 4))
-            eroded = cv2.erode(ink, _ellipse(2 * k + 1))
-            # never erode a digit away: keep the original if too little ink remains
-            if int(eroded.sum()) > 0.25 * int(ink.sum()):
-                ink = _trim(eroded)
-        h, w = ink.shape
-        longer = max(h, w)
-    scale = box / longer
-    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    small = cv2.resize(ink, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    peak = float(small.max())
-    if peak <= 0:
-        return out
-    small = small.astype(np.float32) * np.float32(1.0 / peak)  # MNIST strokes peak at full white
-    # centre of mass to the field centre, as MNIST did
-    m = cv2.moments(small)
-    cx = m["m10"] / m["m00"] if m["m00"] > 0 else nw / 2
-    cy = m["m01"] / m["m00"] if m["m00"] > 0 else nh / 2
-    # clip the placement so the whole box stays inside the field
-    ox = min(max(int(round(size / 2 - cx)), 0), size - nw)
-    oy = min(max(int(round(size / 2 - cy)), 0), size - nh)
-    out[oy : oy + nh, ox : ox + nw] = small
-    return out
+        ink = _adjust_stroke(ink, stroke, box)
+    _place(ink, field[0], box)
+    return _to_unit(field)[0]
+
+
+def to_mnist_batch(
+    ink: np.ndarray,
+    boxes: Sequence[tuple[int, int, int, int]],
+    masks: Sequence[np.ndarray],
+    size: int = SIZE,
+    box: int = BOX,
+    stroke: float | None = TARGET_STROKE,
+) -> np.ndarray:
+    """:func:`to_mnist` of many components of one uint8 ink map at once: float32
+    [N, size, size]. ``boxes[i]`` must be tight around ``masks[i]`` (as segmentation
+    makes them), which spares the per-crop trim; the fields are filled in uint8 and
+    scaled to [0, 1] in one pass at the end. This is the per-frame hot path: a frame
+    has 30-50 crops, and every OpenCV or numpy call on a small crop costs microseconds.
+    """
+    ink = as_u8_ink(ink)
+    fields = np.zeros((len(boxes), size, size), np.uint8)
+    for field, (x, y, w, h), m in zip(fields, boxes, masks):
+        crop = np.multiply(ink[y : y + h, x : x + w], m, dtype=np.uint8)
+        if stroke is not None:
+            crop = _adjust_stroke(crop, stroke, box)
+        _place(crop, field, box)
+    return _to_unit(fields)
 
 
 def plain_resize(ink: np.ndarray, size: int = SIZE) -> np.ndarray:

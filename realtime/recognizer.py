@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.normalize import as_float_ink, plain_resize, to_mnist
+from realtime.normalize import as_float_ink, plain_resize, to_mnist, to_mnist_batch
 from realtime.segment import (
     Candidate,
     SegmentConfig,
@@ -259,14 +259,12 @@ class Recognizer:
 
     def crops(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False) -> np.ndarray:
         """Stage 3: MNIST-style 28x28 crops [N, 28, 28] (``plain``: the stretched baseline)."""
+        if not plain:
+            return to_mnist_batch(ink, [c.box for c in cands], [c.mask for c in cands], size=self.size, box=self.box)
         out = np.zeros((len(cands), self.size, self.size), np.float32)
         for i, c in enumerate(cands):
             x, y, w, h = c.box
-            patch = ink[y : y + h, x : x + w]
-            if plain:
-                out[i] = plain_resize(np.where(c.mask, as_float_ink(patch), 0.0), self.size)
-            else:
-                out[i] = to_mnist(patch, c.mask, size=self.size, box=self.box)
+            out[i] = plain_resize(np.where(c.mask, as_float_ink(ink[y : y + h, x : x + w]), 0.0), self.size)
         return out
 
     def detect(self, frame: np.ndarray, plain: bool = False, min_confidence: float | None = None) -> list[Detection]:
@@ -283,26 +281,32 @@ class Recognizer:
         out = [d for d in out if d.digit < 10 and d.confidence >= threshold]
         return out
 
+    def hypotheses(self, cands: Sequence[Candidate]
+                   ) -> tuple[list[Candidate], dict[int, tuple[int, list[tuple[int, int, int]]]]]:
+        """Every crop worth classifying: the candidates themselves, then the stretches of
+        each wide candidate's cut lattice. Returns ``(crops, lattices)``; ``lattices`` maps
+        a candidate's index to ``(number of cut points, [(i, j, index into crops)])``."""
+        cfg = self.segment_config
+        crops: list[Candidate] = list(cands)
+        lattices: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
+        for n, c in enumerate(cands):
+            w, h = c.box[2], c.box[3]
+            if w / h >= cfg.split_min_aspect:
+                # a blob that may be one wide digit gets the one likeliest cut; a blob too
+                # wide for one digit gets a cut point per ~quarter of a digit height
+                cuts = 1 if w / h <= cfg.single_max_aspect else int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
+                n_points, segs = cut_lattice(c, cfg, max_cuts=cuts)
+                lattices[n] = (n_points, [(i, j, len(crops) + k) for k, (i, j, _) in enumerate(segs)])
+                crops.extend(part for _, _, part in segs)
+        return crops, lattices
+
     def resolve(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False
                 ) -> list[tuple[Candidate, np.ndarray]]:
         """Stages 4-5: classify every candidate, and every way of splitting a wide one
         into touching digits, in ONE batch; keep, per candidate, the reading the
         classifier is most confident about. Returns ``(candidate, probabilities)``."""
         cfg = self.segment_config
-        crops: list[Candidate] = list(cands)
-        # per wide candidate: (number of cut points, [(i, j, crop index)])
-        lattices: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
-        for n, c in enumerate(cands):
-            w, h = c.box[2], c.box[3]
-            if w / h >= cfg.split_min_aspect:
-                # a handwritten digit is ~0.6 as wide as tall; allow two cut points per
-                # digit that could fit
-                # a blob that may be one wide digit gets the one likeliest cut; a blob too
-                # wide for one digit gets a cut point per ~third of a digit width
-                cuts = 1 if w / h <= cfg.single_max_aspect else int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
-                n_points, segs = cut_lattice(c, cfg, max_cuts=cuts)
-                lattices[n] = (n_points, [(i, j, len(crops) + k) for k, (i, j, _) in enumerate(segs)])
-                crops.extend(part for _, _, part in segs)
+        crops, lattices = self.hypotheses(cands)
         probs = self.predict(self.crops(ink, crops, plain=plain))
         conf = probs[:, :10].max(axis=1)
         chosen: list[tuple[Candidate, np.ndarray]] = []

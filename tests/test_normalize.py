@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.metrics import match
 from benchmarks.scenes import SceneConfig, render_scene
-from realtime.normalize import BOX, SIZE, TARGET_STROKE, plain_resize, stroke_width, to_mnist
+from realtime.normalize import BOX, SIZE, TARGET_STROKE, plain_resize, stroke_width, to_mnist, to_mnist_batch
 from realtime.segment import segment
 from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: mnist_test)
 
@@ -165,3 +165,25 @@ def test_rendered_digit_normalizes_back_to_its_mnist_image(mnist_test):
     msg = f"Pearson with the MNIST original over 50 digits: {mean:.3f} (plain resize {mean_plain:.3f})"
     assert mean > 0.7, msg
     assert mean > mean_plain + 0.2, msg
+
+
+def test_batch_normalization_matches_one_crop_at_a_time(mnist_test):
+    """The per-frame hot path (uint8 fields, no per-crop trim, one scaling pass) must give
+    the crops ``to_mnist`` gives one by one, on real segmenter output: thin, thick and
+    mixed pens. Centre-of-mass ties may round to the other pixel, nothing more."""
+    boxes, masks, ref, inks = [], [], [], []
+    for seed, pen in ((0, -1), (1, 0), (2, 2)):
+        frame, _, _ = render_scene(seed, SceneConfig.clean(pen_px=pen), mnist_test)
+        ink, cands = segment(frame)
+        assert len(cands) >= 10
+        batch = to_mnist_batch(ink, [c.box for c in cands], [c.mask for c in cands])
+        assert batch.shape == (len(cands), SIZE, SIZE) and batch.dtype == np.float32
+        for c, got in zip(cands, batch):
+            x, y, w, h = c.box
+            want = to_mnist(ink[y:y + h, x:x + w], c.mask)
+            assert got.max() == pytest.approx(1.0)
+            # identical, or the same field shifted by one pixel
+            same = np.abs(got - want).max() < 1e-6
+            shifted = any(np.abs(np.roll(got, s, axis=a) - want).max() < 1e-6 for a in (0, 1) for s in (-1, 1))
+            assert same or shifted, c.box
+    assert len(to_mnist_batch(np.zeros((10, 10), np.uint8), [], [])) == 0

@@ -35,6 +35,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainSettings:
     p.add_argument("--negatives", type=float, default=d.negatives,
                    help="share of each batch replaced by generated non-digits (digit pairs, scribbles, dashes) "
                         "taught as an 11th class 'not a digit'; 0 trains digits only")
+    p.add_argument("--scene-crops", default=d.scene_crops, metavar="NPZ",
+                   help="also train on these pipeline crops of rendered MNIST training digits "
+                        "(made by python -m benchmarks.scene_crops); default: MNIST only")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (runs are deterministic for a seed and thread count)")
     p.add_argument("--threads", type=int, default=d.threads, help="CPU threads for PyTorch")
     p.add_argument("--train-subset", type=int, default=None, help="use only the first N training images (quick runs)")
@@ -48,7 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainSettings:
     return TrainSettings(
         data_dir=a.data_dir, download=a.download, out=a.out, epochs=a.epochs, batch_size=a.batch_size,
         lr=a.lr, weight_decay=a.weight_decay, label_smoothing=a.label_smoothing, ema_decay=a.ema_decay,
-        augment=a.augment, widths=tuple(a.widths), negatives=a.negatives, seed=a.seed, threads=a.threads,
+        augment=a.augment, widths=tuple(a.widths), negatives=a.negatives, scene_crops=a.scene_crops, seed=a.seed, threads=a.threads,
         train_subset=a.train_subset, test_subset=a.test_subset, resume=a.resume, export=a.export,
         progress=not a.no_progress,
     )

@@ -139,3 +139,24 @@ def load_mnist(
     if counts != CLASS_COUNTS[split]:
         raise DataError(f"{root / lbl_name}: per-class counts {counts} are not MNIST's")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def load_scene_crops(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Extra training crops written by ``python -m benchmarks.scene_crops``: MNIST
+    *training* digits rendered on paper and cut out by the live pipeline. Returns
+    ``(images uint8 [N, 28, 28], labels int64 [N])``; raises :class:`DataError`."""
+    path = Path(path).expanduser()
+    try:
+        with np.load(path) as z:
+            images, labels = np.asarray(z["images"]), np.asarray(z["labels"])
+    except FileNotFoundError as err:
+        raise DataError(f"{path}: scene-crops file does not exist") from err
+    except (OSError, ValueError, KeyError, zlib.error, EOFError) as err:
+        raise DataError(f"{path}: not a scene-crops .npz with 'images' and 'labels' ({err})") from err
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{path}: images must be uint8 [N, 28, 28], not {images.dtype} {list(images.shape)}")
+    if labels.shape != (len(images),) or len(images) == 0:
+        raise DataError(f"{path}: needs one label per image and at least one image")
+    if labels.min() < 0 or labels.max() > 9:
+        raise DataError(f"{path}: labels outside 0-9")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))

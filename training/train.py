@@ -34,7 +34,7 @@ from training.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from training.data import load_mnist
+from training.data import load_mnist, load_scene_crops
 from training.evaluate import evaluate_model, plot_confusion, plot_curves, plot_mistakes
 from training.model import DigitNet, ModelConfig, build_model, count_macs, count_parameters
 from training.negatives import NOT_A_DIGIT, make_negatives
@@ -65,6 +65,8 @@ class TrainSettings:
     widths: tuple[int, int, int] = (16, 32, 64)
     # share of each batch replaced by generated non-digits (an 11th class); 0 = digits only
     negatives: float = 0.0
+    # .npz of pipeline crops of rendered MNIST training digits (benchmarks/scene_crops.py)
+    scene_crops: str | None = None
     seed: int = 0
     threads: int = 2
     train_subset: int | None = None
@@ -217,6 +219,10 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
 
     train_x, train_y = _subset(*load_mnist("train", settings.data_dir, settings.download), settings.train_subset)
     test_x, test_y = _subset(*load_mnist("test", settings.data_dir, settings.download), settings.test_subset)
+    n_mnist = len(train_x)
+    if settings.scene_crops:
+        extra_x, extra_y = load_scene_crops(settings.scene_crops)
+        train_x, train_y = torch.cat([train_x, extra_x]), torch.cat([train_y, extra_y])
     out.mkdir(parents=True, exist_ok=True)
     (out / "settings.json").write_text(json.dumps(settings.to_dict(), indent=2) + "\n")
 
@@ -240,7 +246,8 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     params, macs = count_parameters(model), count_macs(model)
     log_line(
         f"model digitnet widths={tuple(settings.widths)}: {params:,} parameters, {macs / 1e6:.2f} M MACs/image; "
-        f"{len(train_x):,} train / {len(test_x):,} test images, {settings.threads} threads"
+        f"{n_mnist:,} MNIST + {len(train_x) - n_mnist:,} scene-crop train / {len(test_x):,} test images, "
+        f"{settings.threads} threads"
     )
     eval_model = build_model(model.config)
     elapsed0 = float(rows[-1]["elapsed_s"]) if rows else 0.0

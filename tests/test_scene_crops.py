@@ -1,0 +1,110 @@
+"""Tests for benchmarks.scene_crops (pipeline crops of rendered MNIST training digits)
+and the ``--scene-crops`` option of training that mixes them in.
+
+Covers: crops mined from a rendered frame carry the label of the digit they were cut
+from (the shipped classifier agrees with nearly all of them, and merged pairs are left
+out); the CLI writes a valid ``.npz`` that ``training.data.load_scene_crops`` reads and
+``python -m training --scene-crops`` trains on; bad files give one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.metrics import iou
+from benchmarks.scene_crops import mine_frame
+from benchmarks.scenes import SceneConfig, render_scene
+from training.data import DataError, load_mnist, load_scene_crops
+from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: recognizer)
+
+
+def _cli(repo_root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=repo_root, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ))
+
+
+@pytest.fixture(scope="module")
+def mnist_train(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    x, y = load_mnist("train", mnist_dir)
+    return x.numpy(), y.numpy()
+
+
+def test_mined_crops_carry_the_label_of_their_digit(recognizer, mnist_train) -> None:
+    images, labels, negatives, n_truths = [], [], [], 0
+    for seed in range(3):
+        frame, truths, _ = render_scene(seed, SceneConfig(touching_prob=0.5, group_prob=0.9), mnist_train)
+        im, lb, neg = mine_frame(recognizer, frame, truths)
+        assert im.dtype == np.uint8 and im.shape[1:] == (28, 28) and len(im) == len(lb)
+        assert set(lb.tolist()) <= {t.label for t in truths}
+        images.append(im), labels.append(lb), negatives.append(neg)
+        n_truths += len(truths)
+    im, lb = np.concatenate(images), np.concatenate(labels)
+    assert len(im) >= 0.7 * n_truths, (len(im), n_truths)
+    read = np.array([d for d, _ in recognizer.classify([255 - x for x in im])])
+    agree = float(np.mean(read == lb))
+    assert agree >= 0.9, f"the classifier agrees with {agree:.1%} of the mined labels"
+
+
+def test_a_merged_pair_is_not_labelled_as_one_digit(recognizer, mnist_train) -> None:
+    """A blob holding two touching digits overlaps each of them by IoU < 0.75: it must
+    not come back as a labelled crop (it would teach the net to read pairs as digits)."""
+    frame, truths, _ = render_scene(5, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_train)
+    ink, cands = recognizer.candidates(frame)
+    pairs = [c for c in cands if sum(iou(c.box, t.box) > 0.2 for t in truths) >= 2]
+    assert pairs, "the scene should hold touching pairs"
+    im, _, _ = mine_frame(recognizer, frame, truths)
+    whole = {tuple(np.clip(recognizer.crops(ink, [c])[0] * 255 + 0.5, 0, 255).astype(np.uint8).ravel())
+             for c in pairs}
+    assert not any(tuple(x.ravel()) in whole for x in im)
+
+
+def test_cli_writes_crops_that_training_uses(mnist_dir: Path, repo_root: Path, tmp_path: Path) -> None:
+    npz = tmp_path / "crops.npz"
+    proc = _cli(repo_root, "benchmarks.scene_crops", "--out", str(npz), "--frames", "6", "--workers", "1",
+                "--data-dir", str(mnist_dir))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    images, labels = load_scene_crops(npz)
+    assert len(images) >= 60 and images.shape[1:] == (28, 28)
+    assert 0 <= int(labels.min()) and int(labels.max()) <= 9
+    with np.load(npz) as z:
+        assert z["negatives"].dtype == np.uint8
+    assert f"{len(images)} labelled crops" in proc.stdout
+
+    out = tmp_path / "run"
+    proc = _cli(repo_root, "training", "--epochs", "1", "--train-subset", "500", "--test-subset", "200",
+                "--scene-crops", str(npz), "--out", str(out), "--no-progress", "--threads", "1",
+                "--data-dir", str(mnist_dir))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"500 MNIST + {len(images):,} scene-crop train" in proc.stdout
+    assert json.loads((out / "settings.json").read_text())["scene_crops"] == str(npz)
+
+
+@pytest.mark.parametrize("make, message", [
+    (None, "does not exist"),
+    (lambda p: p.write_bytes(b"not a zip"), "not a scene-crops .npz"),
+    (lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.float32), labels=np.zeros(3)), "must be uint8"),
+    (lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.uint8), labels=np.array([0, 1, 12])), "labels outside"),
+])
+def test_bad_scene_crops_file_is_a_clear_error(tmp_path: Path, make, message: str) -> None:
+    path = tmp_path / "crops.npz"
+    if make is not None:
+        make(path)
+    with pytest.raises(DataError, match=message):
+        load_scene_crops(path)
+
+
+def test_training_cli_with_missing_scene_crops_is_one_error_line(mnist_dir: Path, repo_root: Path,
+                                                                 tmp_path: Path) -> None:
+    proc = _cli(repo_root, "training", "--epochs", "1", "--train-subset", "200", "--scene-crops",
+                str(tmp_path / "nope.npz"), "--out", str(tmp_path / "run"), "--no-progress",
+                "--data-dir", str(mnist_dir))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "nope.npz" in lines[0], proc.stderr
