@@ -11,9 +11,11 @@ points of label accuracy on rendered scenes (MNIST 99.6%, rendered crops 96.6%).
 Only the MNIST training split is rendered, with frame seeds of their own; the accuracy
 benchmark renders the *test* split. Labels come from the renderer: a crop is kept when
 its box overlaps one digit's true box with IoU >= ``--min-iou`` (so merged pairs and
-fragments are not labelled as one digit). Crops that overlap no digit at all are kept
-apart as ``negatives`` (fragments of split blobs, letters, scribbles), for experiments
-with a "not a digit" class.
+fragments are not labelled as one digit). Hypotheses made of digits' ink that are no
+digit (a piece of one, a blob of two) are kept as ``negatives`` for the optional
+"not a digit" class (``python -m training --negatives``). No scene holds the
+renderer's letters and scribbles: the benchmark's "non-digit marks" stay unseen by
+training.
 
 Run: ``python -m benchmarks.scene_crops --out runs/scene_crops.npz --frames 2000``
 """
@@ -42,24 +44,33 @@ SEED_STREAM = 424242
 _worker: dict[str, Any] = {}
 
 
-def frame_config(index: int, width: int, height: int, touching_share: float, distractor_share: float,
-                 rng: np.random.Generator) -> SceneConfig:
-    """The config of mined frame ``index``: random conditions, with a share of frames
-    with touching digits and a share with letters and scribbles."""
+def frame_config(width: int, height: int, touching_share: float, rng: np.random.Generator) -> SceneConfig:
+    """The config of a mined frame: random conditions, and in a share of frames numbers
+    whose digits touch."""
     cfg = SceneConfig(width=width, height=height)
-    u = rng.random()
-    if u < touching_share:
+    if rng.random() < touching_share:
         cfg = replace(cfg, touching_prob=0.6, group_prob=0.9)
-    elif u < touching_share + distractor_share:
-        cfg = replace(cfg, distractors=("letters", "scribbles", "dots", "dashes"))
     return cfg
 
 
+def _covered(a: Sequence[int], b: Sequence[int]) -> float:
+    """Share of box ``b`` that box ``a`` covers."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / max(b[2] * b[3], 1)
+
+
 def mine_frame(rec: Any, frame: np.ndarray, truths: Sequence[Any], min_iou: float = 0.75,
-               neg_iou: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labelled pipeline crops of one frame: ``(images uint8 [N,28,28], labels [N],
-    negatives uint8 [M,28,28])``. Every hypothesis the recognizer would classify (the
-    candidates and the stretches of cut lattices) is considered."""
+               max_neg_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pipeline crops of one frame: ``(images uint8 [N,28,28], labels [N], negatives
+    uint8 [M,28,28])``. Every hypothesis the recognizer would classify (the candidates
+    and the stretches of cut lattices) is considered.
+
+    A hypothesis is labelled with a digit when it overlaps that digit's box by IoU >=
+    ``min_iou``. It is a negative ("not a digit") when it is made of digits' ink but is
+    no digit: a piece of one (IoU < ``max_neg_iou`` with every digit), or a blob that
+    holds most of two or more digits. Those are the wrong readings a touching blob
+    offers; in between (a digit with a sliver of its neighbour) nothing is kept."""
     ink, cands = rec.candidates(frame)
     crops, _ = rec.hypotheses(cands)
     pos, labels, neg = [], [], []
@@ -69,8 +80,15 @@ def mine_frame(rec: Any, frame: np.ndarray, truths: Sequence[Any], min_iou: floa
         if best >= 0 and scores[best] >= min_iou:
             pos.append(c)
             labels.append(truths[best].label)
-        elif not scores or max(scores) <= neg_iou:
+            continue
+        covered = [_covered(c.box, t.box) for t in truths]
+        # a thin upright piece is a "1" to anyone who sees only the piece: teaching it as
+        # no digit would only make real 1s doubtful
+        if c.box[2] < 0.4 * c.box[3]:
+            continue
+        if sum(v >= 0.6 for v in covered) >= 2 or (any(v > 0.1 for v in covered) and max(scores) < max_neg_iou):
             neg.append(c)
+
     def norm(cs: list[Any]) -> np.ndarray:
         if not cs:
             return np.zeros((0, rec.size, rec.size), np.uint8)
@@ -90,23 +108,21 @@ def _init(weights: str | None, data_dir: str | None) -> None:
     _worker["rec"] = Recognizer.load(weights, threads=1)
 
 
-def _one(job: tuple[int, int, SceneConfig, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    _, seed, cfg, min_iou = job
+def _one(job: tuple[int, SceneConfig, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    seed, cfg, min_iou = job
     frame, truths, _ = render_scene(seed, cfg, _worker["digits"])
     return mine_frame(_worker["rec"], frame, truths, min_iou=min_iou)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.scene_crops", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="output .npz (images, labels, negatives; uint8 28x28)")
+    p.add_argument("--out", required=True, help="output .npz (images: uint8 [N, 28, 28], white ink on black; labels: [N]; negatives: uint8 [M, 28, 28])")
     p.add_argument("--frames", type=int, default=2000, help="scenes to render (~30 digits each; default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the frame stream (default 0)")
     p.add_argument("--width", type=int, default=640, help="frame width (default 640)")
     p.add_argument("--height", type=int, default=480, help="frame height (default 480)")
     p.add_argument("--touching-share", type=float, default=0.25,
                    help="share of frames whose numbers have touching digits (default 0.25)")
-    p.add_argument("--distractor-share", type=float, default=0.15,
-                   help="share of frames with letters, scribbles, dots and dashes (default 0.15)")
     p.add_argument("--min-iou", type=float, default=0.75,
                    help="a crop is labelled with a digit when its box overlaps that digit's by this IoU (default 0.75)")
     p.add_argument("--weights", default=None, help="checkpoint whose recognizer segments (default: assets/)")
@@ -122,9 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     rng = np.random.default_rng([SEED_STREAM, args.seed])
-    jobs = [(i, frame_seed(SEED_STREAM + args.seed, i),
-             frame_config(i, args.width, args.height, args.touching_share, args.distractor_share, rng), args.min_iou)
-            for i in range(args.frames)]
+    jobs = [(frame_seed(SEED_STREAM + args.seed, i), frame_config(args.width, args.height, args.touching_share, rng),
+             args.min_iou) for i in range(args.frames)]
     try:
         ctx = mp.get_context("fork")
         with ctx.Pool(args.workers, initializer=_init, initargs=(args.weights, args.data_dir)) as pool:
@@ -142,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.replace(tmp, out)
     counts = np.bincount(labels, minlength=10)
     print(f"{len(images)} labelled crops ({' '.join(str(int(c)) for c in counts)} per digit), "
-          f"{len(negatives)} negatives from {args.frames} frames -> {out}")
+          f"{len(negatives)} negatives (pieces of digits, merged digits) from {args.frames} frames -> {out}")
     return 0
 
 

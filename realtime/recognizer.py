@@ -313,7 +313,7 @@ class Recognizer:
         for n, c in enumerate(cands):
             aspect = c.box[2] / c.box[3]
             # a blob too wide for one digit may only be read as several
-            best = [n] if aspect <= cfg.single_max_aspect else None
+            best = [n] if aspect <= cfg.whole_max_aspect else None
             if n in lattices:
                 n_points, segs = lattices[n]
                 path, score = best_chain(n_points, [(i, j, float(conf[k])) for i, j, k in segs],

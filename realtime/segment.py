@@ -48,6 +48,12 @@ class SegmentConfig:
     max_aspect: float = 3.4
     single_max_aspect: float = 1.3
     split_min_aspect: float = 0.9
+    # a blob may still be read whole up to this aspect (sheared or slanted 2s, 5s and 7s
+    # are wide); beyond single_max_aspect a split must beat the whole reading
+    whole_max_aspect: float = 1.3
+    # a part of a touching blob spans at least this share of the blob's height (the
+    # digits of one number are written at about one size)
+    part_min_height: float = 0.4
     min_density: float = 0.06  # ink pixels / box area
     max_density: float = 0.8  # only checked on boxes wider than max_density_aspect
     max_density_aspect: float = 0.35
@@ -519,7 +525,7 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
                 continue  # the whole blob is read as it is anyway
             m = cand.mask[:, a:b]
             rows = np.flatnonzero(m.any(axis=1))
-            if len(rows) == 0 or rows[-1] + 1 - rows[0] < 0.4 * h:
+            if len(rows) == 0 or rows[-1] + 1 - rows[0] < cfg.part_min_height * h:
                 continue
             cols = np.flatnonzero(m.any(axis=0))
             y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.metrics import iou
 from benchmarks.scene_crops import mine_frame
@@ -37,13 +38,14 @@ def mnist_train(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_mined_crops_carry_the_label_of_their_digit(recognizer, mnist_train) -> None:
-    images, labels, negatives, n_truths = [], [], [], 0
+    images, labels, n_truths = [], [], 0
     for seed in range(3):
         frame, truths, _ = render_scene(seed, SceneConfig(touching_prob=0.5, group_prob=0.9), mnist_train)
         im, lb, neg = mine_frame(recognizer, frame, truths)
+        assert neg.dtype == np.uint8 and neg.shape[1:] == (28, 28)
         assert im.dtype == np.uint8 and im.shape[1:] == (28, 28) and len(im) == len(lb)
         assert set(lb.tolist()) <= {t.label for t in truths}
-        images.append(im), labels.append(lb), negatives.append(neg)
+        images.append(im), labels.append(lb)
         n_truths += len(truths)
     im, lb = np.concatenate(images), np.concatenate(labels)
     assert len(im) >= 0.7 * n_truths, (len(im), n_truths)
@@ -59,10 +61,12 @@ def test_a_merged_pair_is_not_labelled_as_one_digit(recognizer, mnist_train) -> 
     ink, cands = recognizer.candidates(frame)
     pairs = [c for c in cands if sum(iou(c.box, t.box) > 0.2 for t in truths) >= 2]
     assert pairs, "the scene should hold touching pairs"
-    im, _, _ = mine_frame(recognizer, frame, truths)
+    im, _, neg = mine_frame(recognizer, frame, truths)
     whole = {tuple(np.clip(recognizer.crops(ink, [c])[0] * 255 + 0.5, 0, 255).astype(np.uint8).ravel())
              for c in pairs}
     assert not any(tuple(x.ravel()) in whole for x in im)
+    # a blob holding most of two digits is kept as a "not a digit" example instead
+    assert any(tuple(x.ravel()) in whole for x in neg)
 
 
 def test_cli_writes_crops_that_training_uses(mnist_dir: Path, repo_root: Path, tmp_path: Path) -> None:
@@ -70,20 +74,21 @@ def test_cli_writes_crops_that_training_uses(mnist_dir: Path, repo_root: Path, t
     proc = _cli(repo_root, "benchmarks.scene_crops", "--out", str(npz), "--frames", "6", "--workers", "1",
                 "--data-dir", str(mnist_dir))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    images, labels = load_scene_crops(npz)
+    images, labels, negatives = load_scene_crops(npz)
     assert len(images) >= 60 and images.shape[1:] == (28, 28)
+    assert negatives is not None and negatives.dtype == torch.uint8
     assert 0 <= int(labels.min()) and int(labels.max()) <= 9
-    with np.load(npz) as z:
-        assert z["negatives"].dtype == np.uint8
-    assert f"{len(images)} labelled crops" in proc.stdout
+    assert f"{len(images)} labelled crops" in proc.stdout and f"{len(negatives)} negatives" in proc.stdout
 
     out = tmp_path / "run"
     proc = _cli(repo_root, "training", "--epochs", "1", "--train-subset", "500", "--test-subset", "200",
-                "--scene-crops", str(npz), "--out", str(out), "--no-progress", "--threads", "1",
+                "--scene-crops", str(npz), "--negatives", "0.1", "--out", str(out), "--no-progress", "--threads", "1",
                 "--data-dir", str(mnist_dir))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"500 MNIST + {len(images):,} scene-crop train" in proc.stdout
     assert json.loads((out / "settings.json").read_text())["scene_crops"] == str(npz)
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["class_names"][-1] == "not a digit" and len(ckpt["class_names"]) == 11
 
 
 @pytest.mark.parametrize("make, message", [
@@ -91,6 +96,8 @@ def test_cli_writes_crops_that_training_uses(mnist_dir: Path, repo_root: Path, t
     (lambda p: p.write_bytes(b"not a zip"), "not a scene-crops .npz"),
     (lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.float32), labels=np.zeros(3)), "must be uint8"),
     (lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.uint8), labels=np.array([0, 1, 12])), "labels outside"),
+    (lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.uint8), labels=np.zeros(3, np.int64),
+                        negatives=np.zeros((2, 14, 14), np.uint8)), "negatives must be"),
 ])
 def test_bad_scene_crops_file_is_a_clear_error(tmp_path: Path, make, message: str) -> None:
     path = tmp_path / "crops.npz"

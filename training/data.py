@@ -141,14 +141,16 @@ def load_mnist(
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
-def load_scene_crops(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+def load_scene_crops(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Extra training crops written by ``python -m benchmarks.scene_crops``: MNIST
     *training* digits rendered on paper and cut out by the live pipeline. Returns
-    ``(images uint8 [N, 28, 28], labels int64 [N])``; raises :class:`DataError`."""
+    ``(images uint8 [N, 28, 28], labels int64 [N], negatives uint8 [M, 28, 28] or None)``
+    (negatives: pieces of digits and merged digits); raises :class:`DataError`."""
     path = Path(path).expanduser()
     try:
         with np.load(path) as z:
             images, labels = np.asarray(z["images"]), np.asarray(z["labels"])
+            negatives = np.asarray(z["negatives"]) if "negatives" in z.files else None
     except FileNotFoundError as err:
         raise DataError(f"{path}: scene-crops file does not exist") from err
     except (OSError, ValueError, KeyError, zlib.error, EOFError) as err:
@@ -159,4 +161,7 @@ def load_scene_crops(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tenso
         raise DataError(f"{path}: needs one label per image and at least one image")
     if labels.min() < 0 or labels.max() > 9:
         raise DataError(f"{path}: labels outside 0-9")
-    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+    if negatives is not None and (negatives.dtype != np.uint8 or negatives.ndim != 3 or negatives.shape[1:] != (28, 28)):
+        raise DataError(f"{path}: negatives must be uint8 [M, 28, 28], not {negatives.dtype} {list(negatives.shape)}")
+    neg = torch.from_numpy(negatives.copy()) if negatives is not None and len(negatives) else None
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), neg

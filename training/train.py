@@ -220,8 +220,9 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     train_x, train_y = _subset(*load_mnist("train", settings.data_dir, settings.download), settings.train_subset)
     test_x, test_y = _subset(*load_mnist("test", settings.data_dir, settings.download), settings.test_subset)
     n_mnist = len(train_x)
+    mined_negatives = None
     if settings.scene_crops:
-        extra_x, extra_y = load_scene_crops(settings.scene_crops)
+        extra_x, extra_y, mined_negatives = load_scene_crops(settings.scene_crops)
         train_x, train_y = torch.cat([train_x, extra_x]), torch.cat([train_y, extra_y])
     out.mkdir(parents=True, exist_ok=True)
     (out / "settings.json").write_text(json.dumps(settings.to_dict(), indent=2) + "\n")
@@ -230,7 +231,11 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     gen = torch.Generator().manual_seed(settings.seed)
     n_classes = 11 if settings.negatives > 0 else 10
     model = build_model(ModelConfig(widths=tuple(settings.widths), num_classes=n_classes))
-    negatives = make_negatives(NEGATIVE_BANK, train_x, seed=settings.seed) if settings.negatives > 0 else None
+    negatives = None
+    if settings.negatives > 0:
+        # the pipeline's own wrong readings when the scene crops carry them, else generated
+        negatives = mined_negatives if mined_negatives is not None else make_negatives(
+            NEGATIVE_BANK, train_x[:n_mnist], seed=settings.seed)
     class_names = CLASS_NAMES + ([NOT_A_DIGIT] if settings.negatives > 0 else [])
     steps_per_epoch = len(train_x) // settings.batch_size
     optimizer, scheduler = make_optimizer(model, settings, steps_per_epoch)
