@@ -515,21 +515,36 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
                 break
     points = [0, *sorted(cuts), w]
     min_w, max_w = max(2, int(0.1 * h)), 1.25 * h
+    # per column: its first and last ink row (h and -1 for an empty column); per column
+    # index: the nearest ink column at or after it, and at or before it. Each stretch's
+    # tight box is then a few scalar lookups instead of numpy calls on its pixels.
+    has = cand.mask.any(axis=0)
+    top = np.where(has, cand.mask.argmax(axis=0), h)
+    bottom = np.where(has, h - 1 - cand.mask[::-1].argmax(axis=0), -1)
+    cols = np.arange(w)
+    next_ink = np.minimum.accumulate(np.where(has, cols, w)[::-1])[::-1].tolist() + [w]
+    prev_ink = np.maximum.accumulate(np.where(has, cols, -1)).tolist()
     segs: list[tuple[int, int, Candidate]] = []
     for i in range(len(points)):
-        for j in range(i + 1, len(points)):
-            a, b = points[i], points[j]
-            if b - a > max_w:
-                break
+        a = points[i]
+        # running top and bottom row of the stretches starting at a, one per end point
+        ends = [b for b in points[i + 1 :] if b - a <= max_w]
+        if not ends:
+            continue
+        starts = [0, *[b - a for b in ends[:-1]]]
+        run_top = np.minimum.reduceat(top[a : ends[-1]], starts).tolist()
+        run_bottom = np.maximum.reduceat(bottom[a : ends[-1]], starts).tolist()
+        y0, y1 = h, -1
+        for k, b in enumerate(ends):
+            j = i + 1 + k
+            y0, y1 = min(y0, run_top[k]), max(y1, run_bottom[k])
             if b - a < min_w or (i == 0 and j == len(points) - 1):
                 continue  # the whole blob is read as it is anyway
-            m = cand.mask[:, a:b]
-            rows = np.flatnonzero(m.any(axis=1))
-            if len(rows) == 0 or rows[-1] + 1 - rows[0] < cfg.part_min_height * h:
+            if y1 < 0 or y1 + 1 - y0 < cfg.part_min_height * h:
                 continue
-            cols = np.flatnonzero(m.any(axis=0))
-            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-            segs.append((i, j, Candidate(box=(x + a + x0, y + y0, x1 - x0, y1 - y0), mask=m[y0:y1, x0:x1])))
+            x0, x1 = next_ink[a], prev_ink[b - 1] + 1
+            m = cand.mask[y0 : y1 + 1, x0:x1]
+            segs.append((i, j, Candidate(box=(x + x0, y + y0, x1 - x0, y1 + 1 - y0), mask=m)))
     return len(points), segs
 
 
