@@ -50,7 +50,7 @@ class SegmentConfig:
     split_min_aspect: float = 0.9
     # a blob may still be read whole up to this aspect (sheared or slanted 2s, 5s and 7s
     # are wide); beyond single_max_aspect a split must beat the whole reading
-    whole_max_aspect: float = 1.3
+    whole_max_aspect: float = 1.7
     # a part of a touching blob spans at least this share of the blob's height (the
     # digits of one number are written at about one size)
     part_min_height: float = 0.4

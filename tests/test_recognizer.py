@@ -172,6 +172,24 @@ def test_non_digit_marks_are_not_read_as_digits(recognizer, mnist_test):
                                      f"{total.detections} detections are on letters/scribbles/dots/dashes")
 
 
+def test_a_wide_single_digit_is_read_whole(recognizer, mnist_test):
+    """A digit written wide (a flat 2, a sprawling 5; aspect 1.55) is one digit: it must be
+    read, not dropped as "too wide for one digit" nor cut in two."""
+    images, labels = mnist_test
+    read = 0
+    picks = [i for i in range(200) if labels[i] in (0, 2, 3, 5, 7)][:12]
+    for i in picks:
+        ys, xs = np.nonzero(images[i] > 64)
+        ink = images[i][ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        glyph = 255 - cv2.resize(ink, (78, 50), interpolation=cv2.INTER_CUBIC)
+        frame = np.full((240, 320), 230, np.uint8)
+        frame[80:80 + glyph.shape[0], 100:100 + glyph.shape[1]] = np.minimum(230, glyph)
+        assert glyph.shape[1] / glyph.shape[0] > 1.35
+        dets = recognizer.detect(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        read += len(dets) == 1 and dets[0].digit == labels[i]
+    assert read >= 10, f"{read}/{len(picks)} wide digits read whole and right"
+
+
 def test_empty_and_noise_frames_give_nothing(recognizer):
     white = np.full((480, 640, 3), 235, np.uint8)
     assert recognizer.detect(white) == []
