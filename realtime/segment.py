@@ -47,13 +47,13 @@ class SegmentConfig:
     # a single digit is at most single_max_aspect wide
     max_aspect: float = 3.4
     single_max_aspect: float = 1.3
-    split_min_aspect: float = 0.9
+    split_min_aspect: float = 1.1
     # a blob may still be read whole up to this aspect (sheared or slanted 2s, 5s and 7s
     # are wide); beyond single_max_aspect a split must beat the whole reading
     whole_max_aspect: float = 1.7
     # a part of a touching blob spans at least this share of the blob's height (the
     # digits of one number are written at about one size)
-    part_min_height: float = 0.4
+    part_min_height: float = 0.55
     min_density: float = 0.06  # ink pixels / box area
     max_density: float = 0.8  # only checked on boxes wider than max_density_aspect
     max_density_aspect: float = 0.35
