@@ -43,13 +43,14 @@ class SegmentConfig:
     min_height_frac: float = 0.02  # of the frame's shorter side
     max_height_frac: float = 0.7
     min_aspect: float = 0.06  # width / height; a "1" is very narrow
-    # wider components are kept as possibly touching digits, for the recognizer to split;
-    # a single digit is at most single_max_aspect wide
+    # wider components are kept as possibly touching digits, for the recognizer to split:
+    # from split_min_aspect a blob is also tried as two digits (one cut), from
+    # single_max_aspect as a lattice of cuts
     max_aspect: float = 3.4
-    single_max_aspect: float = 1.3
-    split_min_aspect: float = 1.1
+    single_max_aspect: float = 1.0
+    split_min_aspect: float = 0.8
     # a blob may still be read whole up to this aspect (sheared or slanted 2s, 5s and 7s
-    # are wide); beyond single_max_aspect a split must beat the whole reading
+    # are wide); beyond it only a split is read
     whole_max_aspect: float = 1.7
     # a part of a touching blob spans at least this share of the blob's height (the
     # digits of one number are written at about one size)
