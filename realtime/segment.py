@@ -47,8 +47,8 @@ class SegmentConfig:
     # from split_min_aspect a blob is also tried as two digits (one cut), from
     # single_max_aspect as a lattice of cuts
     max_aspect: float = 3.4
-    single_max_aspect: float = 1.0
-    split_min_aspect: float = 0.8
+    single_max_aspect: float = 1.1
+    split_min_aspect: float = 0.9
     # a blob may still be read whole up to this aspect (sheared or slanted 2s, 5s and 7s
     # are wide); beyond it only a split is read
     whole_max_aspect: float = 1.7
@@ -450,13 +450,17 @@ def find_candidates(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
     # a digit cut by the frame edge cannot be read reliably
     keep &= (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
     peak = 255 * (cfg.strong if strong is None else strong)
+    # each group's member ids, from one stable sort instead of a search per group
+    order = np.argsort(inv, kind="stable")
+    first = np.searchsorted(inv[order], np.arange(k + 1))
     out: list[Candidate] = []
-    for j in np.nonzero(keep)[0]:
-        members = np.nonzero(inv == j)[0]
+    for j in np.nonzero(keep)[0].tolist():
+        members = ids[order[first[j] : first[j + 1]]]
         bx0, by0, bx1, by1 = int(x0[j]), int(y0[j]), int(x1[j]), int(y1[j])
         sub = labels[by0:by1, bx0:bx1]
-        m = sub == ids[members[0]] if len(members) == 1 else np.isin(sub, ids[members])
-        if ink is not None and float(ink[by0:by1, bx0:bx1][m].max()) < peak:
+        m = sub == members[0] if len(members) == 1 else np.isin(sub, members)
+        # the darkest pixel of the component: one masked OpenCV call, no copy
+        if ink is not None and cv2.minMaxLoc(ink[by0:by1, bx0:bx1], m.view(np.uint8))[1] < peak:
             continue
         out.append(Candidate(box=(bx0, by0, bx1 - bx0, by1 - by0), mask=m))
     return sort_reading_order(out)
