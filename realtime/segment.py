@@ -282,15 +282,20 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.n
         base = cv2.bitwise_and(mask, cv2.bitwise_not(h0))
         vert = cv2.bitwise_and(vert, cv2.bitwise_not(
             cv2.morphologyEx(base, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (t, 1)))))
-    lines = cv2.bitwise_or(horiz, vert)
+    has_h, has_v = horiz.any(), vert.any()
+    lines = cv2.bitwise_or(horiz, vert) if has_h and has_v else (horiz if has_h else vert)
     out = cv2.bitwise_and(mask, cv2.bitwise_not(lines))
-    # a stroke cut by a horizontal line leaves a vertical gap, and vice versa
-    bridged_v = cv2.morphologyEx(out, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 7)))
-    bridged_h = cv2.morphologyEx(out, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 1)))
+    # a stroke cut by a horizontal line leaves a vertical gap, and vice versa; bridged
     # only across the line that made the gap: along it, closing would restore the rule
-    # between two neighbouring digits and join them
-    repair = cv2.bitwise_or(cv2.bitwise_and(bridged_v, horiz), cv2.bitwise_and(bridged_h, vert))
-    return cv2.bitwise_or(out, repair)
+    # between two neighbouring digits and join them (ruled paper needs one closing only)
+    repaired = out
+    if has_h:
+        bridged_v = cv2.morphologyEx(out, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 7)))
+        repaired = cv2.bitwise_or(repaired, cv2.bitwise_and(bridged_v, horiz))
+    if has_v:
+        bridged_h = cv2.morphologyEx(out, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 1)))
+        repaired = cv2.bitwise_or(repaired, cv2.bitwise_and(bridged_h, vert))
+    return repaired
 
 
 def _hist_median(hist: np.ndarray) -> float:
