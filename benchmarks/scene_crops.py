@@ -96,7 +96,7 @@ def mine_frame(rec: Any, frame: np.ndarray, truths: Sequence[Any], min_iou: floa
     return norm(pos), np.asarray(labels, np.int64), norm(neg)
 
 
-def _init(weights: str | None, data_dir: str | None) -> None:
+def _init(weights: str | None, data_dir: str | None, overrides: dict[str, float]) -> None:
     import cv2
 
     from realtime.recognizer import Recognizer
@@ -105,7 +105,9 @@ def _init(weights: str | None, data_dir: str | None) -> None:
     cv2.setNumThreads(1)
     images, labels = load_mnist("train", data_dir)
     _worker["digits"] = (images.numpy(), labels.numpy())
-    _worker["rec"] = Recognizer.load(weights, threads=1)
+    rec = Recognizer.load(weights, threads=1)
+    rec.segment_config = replace(rec.segment_config, **overrides)
+    _worker["rec"] = rec
 
 
 def _one(job: tuple[int, SceneConfig, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,6 +127,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="share of frames whose numbers have touching digits (default 0.25)")
     p.add_argument("--min-iou", type=float, default=0.75,
                    help="a crop is labelled with a digit when its box overlaps that digit's by this IoU (default 0.75)")
+    p.add_argument("--lattice-from", type=float, default=None, metavar="ASPECT",
+                   help="blob aspect (w/h) from which cut lattices are tried (default: the live setting, "
+                        "SegmentConfig.single_max_aspect; the shipped model's crops used 1.3)")
+    p.add_argument("--part-min-height", type=float, default=None, metavar="FRAC",
+                   help="a lattice part spans at least this share of its blob's height (default: the live "
+                        "setting; the shipped model's crops used 0.4)")
     p.add_argument("--weights", default=None, help="checkpoint whose recognizer segments (default: assets/)")
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR"),
                    help="MNIST folder (default: $MNIST_DIR, else the training default)")
@@ -137,12 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from tqdm import tqdm
 
+    overrides = {k: v for k, v in (("single_max_aspect", args.lattice_from),
+                                    ("part_min_height", args.part_min_height)) if v is not None}
     rng = np.random.default_rng([SEED_STREAM, args.seed])
     jobs = [(frame_seed(SEED_STREAM + args.seed, i), frame_config(args.width, args.height, args.touching_share, rng),
              args.min_iou) for i in range(args.frames)]
     try:
         ctx = mp.get_context("fork")
-        with ctx.Pool(args.workers, initializer=_init, initargs=(args.weights, args.data_dir)) as pool:
+        with ctx.Pool(args.workers, initializer=_init, initargs=(args.weights, args.data_dir, overrides)) as pool:
             results = list(tqdm(pool.imap(_one, jobs, chunksize=8), total=len(jobs), desc="scenes", unit="frame"))
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

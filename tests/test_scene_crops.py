@@ -115,3 +115,16 @@ def test_training_cli_with_missing_scene_crops_is_one_error_line(mnist_dir: Path
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "nope.npz" in lines[0], proc.stderr
+
+
+def test_cli_lattice_settings_change_what_is_mined(mnist_dir: Path, repo_root: Path, tmp_path: Path) -> None:
+    """The flags that reproduce the shipped model's crops reach the segmentation: with
+    lattices only from aspect 3.0 (almost never) fewer pieces and pairs are mined."""
+    counts = {}
+    for name, extra in (("live", []), ("rare", ["--lattice-from", "3.0", "--part-min-height", "0.9"])):
+        npz = tmp_path / f"{name}.npz"
+        proc = _cli(repo_root, "benchmarks.scene_crops", "--out", str(npz), "--frames", "4", "--workers", "1",
+                    "--touching-share", "1.0", "--data-dir", str(mnist_dir), *extra)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        counts[name] = len(load_scene_crops(npz)[2])
+    assert counts["rare"] < counts["live"], counts
