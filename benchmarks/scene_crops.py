@@ -81,11 +81,11 @@ def mine_frame(rec: Any, frame: np.ndarray, truths: Sequence[Any], min_iou: floa
             pos.append(c)
             labels.append(truths[best].label)
             continue
-        covered = [_covered(c.box, t.box) for t in truths]
         # a thin upright piece is a "1" to anyone who sees only the piece: teaching it as
         # no digit would only make real 1s doubtful
         if c.box[2] < 0.4 * c.box[3]:
             continue
+        covered = [_covered(c.box, t.box) for t in truths]
         if sum(v >= 0.6 for v in covered) >= 2 or (any(v > 0.1 for v in covered) and max(scores) < max_neg_iou):
             neg.append(c)
 

@@ -293,8 +293,8 @@ class Recognizer:
         for n, c in enumerate(cands):
             w, h = c.box[2], c.box[3]
             if w / h >= cfg.split_min_aspect:
-                # a blob that may be one wide digit gets the one likeliest cut; a blob too
-                # wide for one digit gets a cut point per ~quarter of a digit height
+                # a blob that may be one wide digit gets the one likeliest cut; a wider one
+                # gets CUTS_PER_WIDTH cut points per blob height of width
                 cuts = 1 if w / h <= cfg.single_max_aspect else int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
                 n_points, segs = cut_lattice(c, cfg, max_cuts=cuts)
                 lattices[n] = (n_points, [(i, j, len(crops) + k) for k, (i, j, _) in enumerate(segs)])

@@ -283,7 +283,7 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.n
         vert = cv2.bitwise_and(vert, cv2.bitwise_not(
             cv2.morphologyEx(base, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (t, 1)))))
     has_h, has_v = horiz.any(), vert.any()
-    lines = cv2.bitwise_or(horiz, vert) if has_h and has_v else (horiz if has_h else vert)
+    lines = cv2.bitwise_or(horiz, vert)
     out = cv2.bitwise_and(mask, cv2.bitwise_not(lines))
     # a stroke cut by a horizontal line leaves a vertical gap, and vice versa; bridged
     # only across the line that made the gap: along it, closing would restore the rule

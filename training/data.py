@@ -155,13 +155,12 @@ def load_scene_crops(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tenso
         raise DataError(f"{path}: scene-crops file does not exist") from err
     except (OSError, ValueError, KeyError, zlib.error, EOFError) as err:
         raise DataError(f"{path}: not a scene-crops .npz with 'images' and 'labels' ({err})") from err
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DataError(f"{path}: images must be uint8 [N, 28, 28], not {images.dtype} {list(images.shape)}")
+    for name, arr in (("images", images), ("negatives", negatives)):
+        if arr is not None and (arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[1:] != (28, 28)):
+            raise DataError(f"{path}: {name} must be uint8 [count, 28, 28], not {arr.dtype} {list(arr.shape)}")
     if labels.shape != (len(images),) or len(images) == 0:
         raise DataError(f"{path}: needs one label per image and at least one image")
     if labels.min() < 0 or labels.max() > 9:
         raise DataError(f"{path}: labels outside 0-9")
-    if negatives is not None and (negatives.dtype != np.uint8 or negatives.ndim != 3 or negatives.shape[1:] != (28, 28)):
-        raise DataError(f"{path}: negatives must be uint8 [M, 28, 28], not {negatives.dtype} {list(negatives.shape)}")
     neg = torch.from_numpy(negatives.copy()) if negatives is not None and len(negatives) else None
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), neg

@@ -63,7 +63,8 @@ class TrainSettings:
     ema_decay: float = 0.999
     augment: float = 1.0
     widths: tuple[int, int, int] = (16, 32, 64)
-    # share of each batch replaced by generated non-digits (an 11th class); 0 = digits only
+    # share of each batch replaced by non-digits (an 11th class): the scene crops' mined
+    # negatives when they have them, else generated ones; 0 = digits only
     negatives: float = 0.0
     # .npz of pipeline crops of rendered MNIST training digits (benchmarks/scene_crops.py)
     scene_crops: str | None = None
