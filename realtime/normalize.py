@@ -76,10 +76,12 @@ def _adjust_stroke(ink: np.ndarray, stroke: float, box: int) -> np.ndarray:
     sw = stroke_width(strong)
     want = stroke * longer / box  # stroke width wanted at this crop's scale
     if 0 < sw < 0.7 * want and int(round(want - sw)) >= 2:
-        k = int(round(want - sw))
-        # pad so the dilation is not clipped at the crop edge
-        ink = cv2.copyMakeBorder(ink, k, k, k, k, cv2.BORDER_CONSTANT, value=0)
-        return _trim(cv2.dilate(ink, _ellipse(k | 1)))
+        k = int(round(want - sw)) | 1
+        # The ellipse reaches k // 2 px straight up, down, left and right, so the dilated
+        # ink's box is the trimmed box grown by exactly that much on every side: padding
+        # by it keeps the dilation whole and the result trimmed.
+        r = k // 2
+        return cv2.dilate(cv2.copyMakeBorder(ink, r, r, r, r, cv2.BORDER_CONSTANT, value=0), _ellipse(k))
     if sw > 1.6 * want and int(round((sw - want) / 4)) >= 1:
         # only halfway to the target: a marker's filled loops vanish under a full erosion
         k = int(round((sw - want) / 4))
