@@ -20,6 +20,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from realtime import native
+
 SIZE = 28  # MNIST field (the checkpoint's "size"; these defaults match it)
 BOX = 20  # the ink's longer side inside the field (the checkpoint's "box")
 # MNIST stroke width at the 20-px scale is about 2-3 px; we aim for the middle.
@@ -88,7 +90,9 @@ def _adjust_stroke(ink: np.ndarray, stroke: float, box: int) -> np.ndarray:
         eroded = cv2.erode(ink, _ellipse(2 * k + 1))
         # never erode a digit away: keep the original if too little ink remains
         if int(eroded.sum()) > 0.25 * int(ink.sum()):
-            return _trim(eroded)
+            trimmed = _trim(eroded)
+            if trimmed.size:
+                return trimmed
     return ink
 
 
@@ -165,6 +169,10 @@ def to_mnist_batch(
     has 30-50 crops, and every OpenCV or numpy call on a small crop costs microseconds.
     """
     ink = as_u8_ink(ink)
+    # (crops longer than MAX_KERNEL px, which only very close-up digits make, could need
+    # correction kernels beyond the kernels' table)
+    if len(boxes) and native.kernels() is not None and max(max(b[2], b[3]) for b in boxes) <= native.MAX_KERNEL:
+        return _to_unit(_fields_native(ink, boxes, masks, size, box, stroke))
     fields = np.zeros((len(boxes), size, size), np.uint8)
     for field, (x, y, w, h), m in zip(fields, boxes, masks):
         crop = np.multiply(ink[y : y + h, x : x + w], m, dtype=np.uint8)
@@ -172,6 +180,28 @@ def to_mnist_batch(
             crop = _adjust_stroke(crop, stroke, box)
         _place(crop, field, box)
     return _to_unit(fields)
+
+
+def _fields_native(ink: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], masks: Sequence[np.ndarray],
+                   size: int, box: int, stroke: float | None) -> np.ndarray:
+    """uint8 fields [N, size, size] of :func:`to_mnist_batch` through the compiled kernels
+    (:mod:`realtime.native`): the same values, one call per frame for everything but
+    the per-crop area-averaged resize."""
+    prepare, place = native.kernels()
+    n = len(boxes)
+    b = np.ascontiguousarray(np.asarray(boxes, np.int64).reshape(n, 4))
+    moff = np.zeros(n + 1, np.int64)
+    np.cumsum(b[:, 2] * b[:, 3], out=moff[1:])
+    mflat = np.concatenate([np.ravel(m) for m in masks]).view(np.uint8)
+    flat, shapes, offsets, sizes = prepare(np.ascontiguousarray(ink), b, mflat, moff,
+                                           -1.0 if stroke is None else float(stroke), box, native.ellipse_table())
+    smalls = np.zeros((n, box, box), np.uint8)
+    for small, (h, w), o, (nw, nh) in zip(smalls, shapes.tolist(), offsets.tolist(), sizes.tolist()):
+        small[:nh, :nw] = cv2.resize(flat[o : o + h * w].reshape(h, w), (nw, nh),
+                                     interpolation=cv2.INTER_AREA if max(h, w) > box else cv2.INTER_LINEAR)
+    fields = np.zeros((n, size, size), np.uint8)
+    place(smalls, sizes, fields)
+    return fields
 
 
 def plain_resize(ink: np.ndarray, size: int = SIZE) -> np.ndarray:

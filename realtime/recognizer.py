@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from realtime import native
 from realtime.normalize import as_float_ink, plain_resize, to_mnist, to_mnist_batch
 from realtime.segment import (
     Candidate,
@@ -217,9 +218,11 @@ class Recognizer:
         calibration = None if calib is None else (
             (np.asarray(calib, np.float32)[:, None] / 255.0 - self.mean) / self.std).astype(np.float32)
         self.backend = self._make_backend(model, backend, self.threads, calibration)
-        # the first run of a session allocates and plans; keep that out of frame timings
+        # the first run of a session allocates and plans, and the normalization kernels
+        # compile (or load from the disk cache): keep that out of frame timings
         for n in (1, 32):
             self.predict(np.zeros((n, self.size, self.size), np.float32))
+        native.kernels()
 
     @staticmethod
     def _make_backend(model: torch.nn.Module, backend: str, threads: int, calibration: np.ndarray | None) -> Any:

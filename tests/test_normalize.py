@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.metrics import match
 from benchmarks.scenes import SceneConfig, render_scene
+from realtime import native
 from realtime.normalize import BOX, SIZE, TARGET_STROKE, plain_resize, stroke_width, to_mnist, to_mnist_batch
 from realtime.segment import segment
 from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: mnist_test)
@@ -187,3 +188,40 @@ def test_batch_normalization_matches_one_crop_at_a_time(mnist_test):
             shifted = any(np.abs(np.roll(got, s, axis=a) - want).max() < 1e-6 for a in (0, 1) for s in (-1, 1))
             assert same or shifted, c.box
     assert len(to_mnist_batch(np.zeros((10, 10), np.uint8), [], [])) == 0
+
+
+@pytest.mark.skipif(native.kernels() is None, reason="numba not installed")
+def test_compiled_kernels_match_the_opencv_route(mnist_test, monkeypatch):
+    """The numba kernels must give exactly the fields the OpenCV calls give, on real
+    segmenter output and its touching-digit parts: thin pens (dilated), markers (eroded),
+    ruled paper, blur, tilt. Then the OpenCV route must really be the one taken when
+    numba is switched off (``DIGITS_NO_JIT=1`` does that at import)."""
+    from realtime.recognizer import Recognizer
+
+    rec = Recognizer.load()
+    dilated = eroded = total = 0
+    for seed, pen in ((0, -1), (1, 0), (2, 3), (3, 5)):
+        cfg = SceneConfig.clean(pen_px=pen, touching_prob=0.5, group_prob=0.8, lines="ruled", blur="defocus")
+        frame, _, _ = render_scene(seed, cfg, mnist_test)
+        ink, cands = segment(frame)
+        crops, _ = rec.hypotheses(cands)
+        boxes, masks = [c.box for c in crops], [c.mask for c in crops]
+        fast = to_mnist_batch(ink, boxes, masks)
+        monkeypatch.setattr(native, "ENABLED", False)
+        native.kernels.cache_clear()
+        try:
+            slow = to_mnist_batch(ink, boxes, masks)
+        finally:
+            monkeypatch.setattr(native, "ENABLED", True)
+            native.kernels.cache_clear()
+        assert fast.shape == slow.shape == (len(crops), SIZE, SIZE)
+        assert np.array_equal(fast, slow)
+        total += len(crops)
+        for (x, y, w, h), m in zip(boxes, masks):
+            crop = np.multiply(ink[y : y + h, x : x + w], m, dtype=np.uint8)
+            sw = stroke_width(crop > 127)
+            want = TARGET_STROKE * max(h, w) / BOX
+            dilated += 0 < sw < 0.7 * want and round(want - sw) >= 2
+            eroded += sw > 1.6 * want and round((sw - want) / 4) >= 1
+    # both corrections were exercised, not only the plain copy
+    assert total >= 60 and dilated >= 5 and eroded >= 3, (total, dilated, eroded)

@@ -1,0 +1,233 @@
+"""Numba-compiled kernels for the per-crop hot path of MNIST-style normalization.
+
+A 640x480 frame has 30-50 crops. Done with OpenCV and numpy, each crop costs ~25 µs,
+mostly call overhead of ~9 small calls (mask, threshold, two counts, an erosion, maybe a
+dilation, resize, moments, placement). Here the masking, stroke-width measurement and
+stroke correction of all of a frame's crops run in one compiled call, and the centring
+of all fields in another; only the area-averaged resize stays an OpenCV call per crop.
+The results are identical to the OpenCV route in :mod:`realtime.normalize`, which
+stays the fallback when numba is not installed, fails to compile, or
+``DIGITS_NO_JIT=1`` (tests compare the two on rendered frames).
+
+The kernels compile on first use (a few seconds; cached on disk when the package folder
+is writable, then loading takes a fraction of a second). :func:`kernels` compiles and
+tries them once; ``Recognizer`` calls it at load time, ahead of the first frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+try:  # optional: everything works without it, slower
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None
+
+ENABLED = numba is not None and os.environ.get("DIGITS_NO_JIT", "") not in ("1", "true", "yes")
+
+# the largest correction kernel in the table; crops longer than this (close-ups of one
+# digit) take the OpenCV route, as their erosion could need a larger one
+MAX_KERNEL = 255
+
+
+@lru_cache(maxsize=1)
+def ellipse_table(max_kernel: int = MAX_KERNEL) -> np.ndarray:
+    """``table[k, i]``: half-width of row ``i`` of OpenCV's ``k`` x ``k`` elliptic
+    structuring element (odd ``k``; rows are symmetric about the centre column). Read
+    from OpenCV itself, so the kernels dilate and erode with exactly its shapes."""
+    table = np.zeros((max_kernel + 1, max_kernel), np.int64)
+    for k in range(1, max_kernel + 1, 2):
+        rows = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)).sum(axis=1)
+        table[k, :k] = (rows.astype(np.int64) - 1) // 2
+    return table
+
+
+def _masked(ink, boxes, mflat, moff, cflat):
+    for n in range(len(boxes)):
+        x, y, w, h = boxes[n, 0], boxes[n, 1], boxes[n, 2], boxes[n, 3]
+        o = moff[n]
+        for r in range(h):
+            src = ink[y + r, x : x + w]
+            m = mflat[o + r * w : o + (r + 1) * w]
+            dst = cflat[o + r * w : o + (r + 1) * w]
+            for c in range(w):
+                dst[c] = src[c] if m[c] else np.uint8(0)
+
+def _stroke_width(crop, row3):
+    # 2 * area / boundary of the pixels above 127, as realtime.normalize.stroke_width:
+    # a pixel is inner when its whole 3x3 neighbourhood is (outside the crop is not).
+    # row3[r, c]: pixels c - 1, c, c + 1 of row r are all above 127
+    h, w = crop.shape
+    area = 0
+    for r in range(h):
+        for c in range(w):
+            area += crop[r, c] > 127
+    if area == 0:
+        return 0.0
+    row3[:h, :w] = 0
+    for r in range(h):
+        for c in range(1, w - 1):
+            row3[r, c] = (crop[r, c - 1] > 127) & (crop[r, c] > 127) & (crop[r, c + 1] > 127)
+    inner = 0
+    for r in range(1, h - 1):
+        for c in range(1, w - 1):
+            inner += row3[r - 1, c] & row3[r, c] & row3[r + 1, c]
+    return 2.0 * area / max(area - inner, 1)
+
+def _morph(crop, k, table, grow, out, pad):
+    # grey dilation (grow; out is crop padded by k // 2 on every side, as cv2.dilate
+    # of the zero-padded crop) or erosion (out has crop's size; outside the crop does
+    # not erode, OpenCV's default border) with the k x k ellipse. ``pad``: scratch,
+    # one row of crop with k // 2 neutral values on each side.
+    h, w = crop.shape
+    r = k // 2
+    oh, ow = out.shape
+    off = r if grow else 0  # out row / column of crop's first row / column
+    neutral = np.uint8(0) if grow else np.uint8(255)
+    out[:, :] = neutral
+    row = pad[: w + 2 * r]
+    row[:] = neutral
+    for sy in range(h):
+        row[r : r + w] = crop[sy]
+        for i in range(k):
+            y = sy + off + r - i  # the out row that kernel row i brings this row to
+            if y < 0 or y >= oh:
+                continue
+            hw = table[k, i]
+            dst = out[y]
+            # out[y, x] over x: extreme of row[x - off + r - hw .. x - off + r + hw]
+            for d in range(r - hw - off + r, r + hw - off + r + 1):
+                # row index x + d - r for out column x; kept inside the padded row
+                lo = max(0, r - d)
+                hi = min(ow, w + 2 * r - d + r)
+                src = row[lo + d - r : hi + d - r]
+                seg = dst[lo:hi]
+                if grow:
+                    for x in range(hi - lo):
+                        seg[x] = max(seg[x], src[x])
+                else:
+                    for x in range(hi - lo):
+                        seg[x] = min(seg[x], src[x])
+
+def _prepare(ink, boxes, mflat, moff, stroke, box, table):
+    """Masked, stroke-corrected crops of one frame, packed: ``(flat, shapes [N, 2]
+    (h, w), offsets [N + 1], resized sizes [N, 2] (w, h))``."""
+    n = len(boxes)
+    cflat = np.empty(moff[n], np.uint8)
+    _masked(ink, boxes, mflat, moff, cflat)
+    mode = np.zeros(n, np.int64)  # 0 keep, 1 dilated, 2 eroded
+    kern = np.zeros(n, np.int64)
+    shapes = np.empty((n, 2), np.int64)
+    trim = np.zeros((n, 4), np.int64)  # eroded crops: y0, y1, x0, x1
+    eflat = np.empty(moff[n], np.uint8)
+    maxh, maxw = 1, 1
+    for i in range(n):
+        maxh, maxw = max(maxh, boxes[i, 3]), max(maxw, boxes[i, 2])
+    row3 = np.empty((maxh, maxw), np.uint8)
+    for i in range(n):
+        w, h = boxes[i, 2], boxes[i, 3]
+        crop = cflat[moff[i] : moff[i + 1]].reshape(h, w)
+        shapes[i, 0], shapes[i, 1] = h, w
+        if stroke <= 0:
+            continue
+        sw = _stroke_width(crop, row3)
+        want = stroke * max(h, w) / box
+        grow_by = int(np.rint(want - sw))
+        shrink_by = int(np.rint((sw - want) / 4))
+        if 0 < sw < 0.7 * want and grow_by >= 2:
+            k = grow_by | 1
+            mode[i], kern[i] = 1, k
+            shapes[i, 0], shapes[i, 1] = h + 2 * (k // 2), w + 2 * (k // 2)
+        elif sw > 1.6 * want and shrink_by >= 1:
+            k = 2 * shrink_by + 1
+            er = eflat[moff[i] : moff[i + 1]].reshape(h, w)
+            erode_pad = np.empty(w + 2 * k, np.uint8)
+            _morph(crop, k, table, False, er, erode_pad)
+            # never erode a digit away: keep the original if too little ink remains
+            if er.astype(np.int64).sum() > 0.25 * crop.astype(np.int64).sum():
+                y0, y1, x0, x1 = h, -1, w, -1
+                for r in range(h):
+                    for c in range(w):
+                        if er[r, c] > 12:
+                            y0, y1 = min(y0, r), max(y1, r)
+                            x0, x1 = min(x0, c), max(x1, c)
+                if y1 >= 0:
+                    mode[i] = 2
+                    trim[i, 0], trim[i, 1], trim[i, 2], trim[i, 3] = y0, y1 + 1, x0, x1 + 1
+                    shapes[i, 0], shapes[i, 1] = y1 + 1 - y0, x1 + 1 - x0
+    ooff = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        ooff[i + 1] = ooff[i] + shapes[i, 0] * shapes[i, 1]
+    out = np.empty(ooff[n], np.uint8)
+    sizes = np.empty((n, 2), np.int64)
+    pad = np.empty(maxw + 2 * MAX_KERNEL, np.uint8)
+    for i in range(n):
+        w, h = boxes[i, 2], boxes[i, 3]
+        crop = cflat[moff[i] : moff[i + 1]].reshape(h, w)
+        oh, ow = shapes[i, 0], shapes[i, 1]
+        dst = out[ooff[i] : ooff[i + 1]].reshape(oh, ow)
+        if mode[i] == 1:
+            _morph(crop, kern[i], table, True, dst, pad)
+        elif mode[i] == 2:
+            er = eflat[moff[i] : moff[i + 1]].reshape(h, w)
+            dst[:, :] = er[trim[i, 0] : trim[i, 1], trim[i, 2] : trim[i, 3]]
+        else:
+            dst[:, :] = crop
+        scale = box / max(oh, ow)
+        sizes[i, 0] = max(1, int(np.rint(ow * scale)))
+        sizes[i, 1] = max(1, int(np.rint(oh * scale)))
+    return out, shapes, ooff, sizes
+
+def _place(smalls, sizes, fields):
+    """Each resized crop (``smalls[i, :h, :w]``) into its field with its centre of
+    mass at the centre, as ``realtime.normalize._place`` (exact integer moments)."""
+    size = fields.shape[1]
+    for i in range(len(smalls)):
+        nw, nh = sizes[i, 0], sizes[i, 1]
+        m00 = 0
+        m10 = 0
+        m01 = 0
+        for r in range(nh):
+            for c in range(nw):
+                v = np.int64(smalls[i, r, c])
+                m00 += v
+                m10 += v * c
+                m01 += v * r
+        cx = m10 / m00 if m00 > 0 else nw / 2
+        cy = m01 / m00 if m00 > 0 else nh / 2
+        ox = min(max(int(np.rint(size / 2 - cx)), 0), size - nw)
+        oy = min(max(int(np.rint(size / 2 - cy)), 0), size - nh)
+        fields[i, oy : oy + nh, ox : ox + nw] = smalls[i, :nh, :nw]
+
+
+_KERNELS = (_masked, _stroke_width, _morph, _prepare, _place)
+if numba is not None:
+    # lazily compiled on first call; every kernel calls the others' compiled versions
+    _njit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+    _masked, _stroke_width, _morph, _prepare, _place = (_njit(f) for f in _KERNELS)
+
+
+@lru_cache(maxsize=1)
+def kernels():  # noqa: ANN201 - numba dispatchers
+    """``(prepare, place)``, compiled (or loaded from the disk cache) and run once on a
+    tiny input; ``None`` when numba is unavailable, disabled, or fails."""
+    if not ENABLED:
+        return None
+    try:
+        ink = np.zeros((8, 8), np.uint8)
+        ink[2:6, 3:5] = 255
+        boxes = np.array([[3, 2, 2, 4]], np.int64)
+        _, _, _, sizes = _prepare(ink, boxes, np.ones(8, np.uint8), np.array([0, 8], np.int64), 2.4, 20,
+                                  ellipse_table())
+        _place(np.zeros((1, 20, 20), np.uint8), sizes, np.zeros((1, 28, 28), np.uint8))
+    except Exception as err:  # noqa: BLE001 - any numba trouble falls back to OpenCV
+        log.warning("numba kernels unavailable (%s); normalizing with OpenCV calls", err)
+        return None
+    return _prepare, _place
