@@ -207,11 +207,95 @@ def _place(smalls, sizes, fields):
         fields[i, oy : oy + nh, ox : ox + nw] = smalls[i, :nh, :nw]
 
 
-_KERNELS = (_masked, _stroke_width, _morph, _prepare, _place)
+def _lattice(mask, proj, part_min_height, max_cuts):
+    """``realtime.segment.cut_lattice`` of a blob's mask (uint8 0/1) and its smoothed
+    column profile ``proj`` (float64): ``(n_points, segments [K, 6]: i, j, x0, y0, x1,
+    y1)``, boxes in the mask's pixels."""
+    h, w = mask.shape
+    col = np.zeros(w, np.int64)
+    top = np.full(w, h, np.int64)
+    bottom = np.full(w, -1, np.int64)
+    for r in range(h):
+        for c in range(w):
+            if mask[r, c]:
+                col[c] += 1
+                bottom[c] = r
+    for c in range(w):
+        for r in range(h):
+            if mask[r, c]:
+                top[c] = r
+                break
+    margin = max(2, int(0.1 * h))
+    # local minima of the inner columns (the first and last inner ones need only their
+    # inner neighbour), taken lowest first, then leftmost, a stroke's width apart
+    nmin = 0
+    minima = np.empty(max(w, 1), np.int64)
+    for c in range(margin, w - margin):
+        if (c == margin or proj[c] <= proj[c - 1]) and (c == w - margin - 1 or proj[c] <= proj[c + 1]):
+            minima[nmin] = c
+            nmin += 1
+    keys = np.empty(nmin, np.float64)
+    for k in range(nmin):
+        keys[k] = proj[minima[k]]
+    order = np.argsort(keys, kind="mergesort")  # stable: equal depths leftmost first
+    spacing = max(2, int(0.12 * h))
+    cuts = np.empty(max_cuts + 2, np.int64)
+    ncut = 0
+    for k in range(nmin):
+        if ncut >= max_cuts:
+            break
+        c = minima[order[k]]
+        ok = True
+        for o in range(ncut):
+            if abs(c - cuts[o]) < spacing:
+                ok = False
+        if ok:
+            cuts[ncut] = c
+            ncut += 1
+    points = np.empty(ncut + 2, np.int64)
+    points[0] = 0
+    points[1 : ncut + 1] = np.sort(cuts[:ncut])
+    points[ncut + 1] = w
+    npts = ncut + 2
+    # nearest ink column at or after / at or before each column
+    next_ink = np.full(w + 1, w, np.int64)
+    for c in range(w - 1, -1, -1):
+        next_ink[c] = c if col[c] > 0 else next_ink[c + 1]
+    prev_ink = np.full(w, -1, np.int64)
+    for c in range(w):
+        prev_ink[c] = c if col[c] > 0 else (prev_ink[c - 1] if c > 0 else -1)
+    min_w = max(2, int(0.1 * h))
+    max_w = 1.25 * h
+    segs = np.empty((npts * npts, 6), np.int64)
+    n = 0
+    for i in range(npts):
+        a = points[i]
+        y0, y1 = h, -1
+        c = a
+        for j in range(i + 1, npts):
+            b = points[j]
+            if b - a > max_w:
+                break
+            while c < b:
+                y0 = min(y0, top[c])
+                y1 = max(y1, bottom[c])
+                c += 1
+            if b - a < min_w or (i == 0 and j == npts - 1):
+                continue  # the whole blob is read as it is anyway
+            if y1 < 0 or y1 + 1 - y0 < part_min_height * h:
+                continue
+            segs[n, 0], segs[n, 1] = i, j
+            segs[n, 2], segs[n, 3] = next_ink[a], y0
+            segs[n, 4], segs[n, 5] = prev_ink[b - 1] + 1, y1 + 1
+            n += 1
+    return npts, segs[:n]
+
+
+_KERNELS = (_masked, _stroke_width, _morph, _prepare, _place, _lattice)
 if numba is not None:
     # lazily compiled on first call; every kernel calls the others' compiled versions
     _njit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-    _masked, _stroke_width, _morph, _prepare, _place = (_njit(f) for f in _KERNELS)
+    _masked, _stroke_width, _morph, _prepare, _place, _lattice = (_njit(f) for f in _KERNELS)
 
 
 @lru_cache(maxsize=1)
@@ -231,3 +315,17 @@ def kernels():  # noqa: ANN201 - numba dispatchers
         log.warning("numba kernels unavailable (%s); normalizing with OpenCV calls", err)
         return None
     return _prepare, _place
+
+
+@lru_cache(maxsize=1)
+def lattice_kernel():  # noqa: ANN201 - a numba dispatcher
+    """The compiled cut lattice (see :func:`_lattice`), tried once; ``None`` when numba
+    is unavailable, disabled, or fails."""
+    if not ENABLED:
+        return None
+    try:
+        _lattice(np.ones((10, 25), np.uint8), np.full(25, 10.0), 0.5, 4)
+    except Exception as err:  # noqa: BLE001 - any numba trouble falls back to numpy
+        log.warning("numba cut lattice unavailable (%s); using numpy", err)
+        return None
+    return _lattice

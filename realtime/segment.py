@@ -23,6 +23,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from realtime import native
+
 log = logging.getLogger(__name__)
 
 
@@ -530,6 +532,13 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
     x, y, w, h = cand.box
     proj = cand.mask.sum(axis=0).astype(np.float64)
     proj = np.convolve(proj, np.ones(3) / 3, mode="same")
+    kernel = native.lattice_kernel()
+    if kernel is not None:
+        # the same steps compiled (given this very profile: equally deep minima then
+        # tie, or not, exactly as here)
+        n_points, rows = kernel(cand.mask.view(np.uint8), proj, cfg.part_min_height, max_cuts)
+        return n_points, [(i, j, Candidate(box=(x + x0, y + y0, x1 - x0, y1 - y0), mask=cand.mask[y0:y1, x0:x1]))
+                          for i, j, x0, y0, x1, y1 in rows.tolist()]
     margin = max(2, int(0.1 * h))
     inner = np.arange(margin, w - margin)
     cuts: list[int] = []

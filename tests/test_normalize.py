@@ -172,7 +172,6 @@ def test_batch_normalization_matches_one_crop_at_a_time(mnist_test):
     """The per-frame hot path (uint8 fields, no per-crop trim, one scaling pass) must give
     the crops ``to_mnist`` gives one by one, on real segmenter output: thin, thick and
     mixed pens. Centre-of-mass ties may round to the other pixel, nothing more."""
-    boxes, masks, ref, inks = [], [], [], []
     for seed, pen in ((0, -1), (1, 0), (2, 2)):
         frame, _, _ = render_scene(seed, SceneConfig.clean(pen_px=pen), mnist_test)
         ink, cands = segment(frame)

@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.metrics import iou, match
 from benchmarks.scenes import SceneConfig, render_scene
+from realtime import native
 from realtime.segment import (
     Candidate,
     find_candidates,
@@ -314,6 +315,33 @@ def test_cut_lattice_segments_are_digit_sized_and_ordered():
         assert 0 <= i < j < n_points and (i, j) != (0, n_points - 1)  # the whole blob is not a segment
         assert cand.box[0] <= part.box[0] and part.box[0] + part.box[2] <= cand.box[0] + cand.box[2]
         assert part.box[3] >= 0.4 * h and part.box[2] <= 1.25 * h
+
+
+@pytest.mark.skipif(native.lattice_kernel() is None, reason="numba not installed")
+def test_compiled_cut_lattice_matches_numpy(mnist_test, monkeypatch):
+    """The numba cut lattice gives exactly numpy's points and parts on rendered touching
+    digits (2-5 in a chain), at every cut budget the recognizer uses."""
+    blobs = []
+    for seed in range(100, 106):
+        frame, _, _ = render_scene(seed, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
+        blobs += [c for c in segment(frame)[1] if c.box[2] >= 0.9 * c.box[3]]
+    assert len(blobs) >= 20
+    compared = 0
+    for cand in blobs:
+        for cuts in (1, 4, 10):
+            fast = cut_lattice(cand, max_cuts=cuts)
+            monkeypatch.setattr(native, "ENABLED", False)
+            native.lattice_kernel.cache_clear()
+            try:
+                slow = cut_lattice(cand, max_cuts=cuts)
+            finally:
+                monkeypatch.setattr(native, "ENABLED", True)
+                native.lattice_kernel.cache_clear()
+            assert fast[0] == slow[0]
+            assert [(i, j, p.box) for i, j, p in fast[1]] == [(i, j, p.box) for i, j, p in slow[1]]
+            assert all(np.array_equal(a.mask, b.mask) for (_, _, a), (_, _, b) in zip(fast[1], slow[1]))
+            compared += len(fast[1])
+    assert compared >= 200
 
 
 def test_best_chain_prefers_the_most_believable_reading():
