@@ -1,17 +1,23 @@
-"""Numba-compiled kernels for the per-crop hot path of MNIST-style normalization.
+"""Numba-compiled kernels for the per-frame hot paths that are loops over small things.
 
-A 640x480 frame has 30-50 crops. Done with OpenCV and numpy, each crop costs ~25 µs,
-mostly call overhead of ~9 small calls (mask, threshold, two counts, an erosion, maybe a
-dilation, resize, moments, placement). Here the masking, stroke-width measurement and
-stroke correction of all of a frame's crops run in one compiled call, and the centring
-of all fields in another; only the area-averaged resize stays an OpenCV call per crop.
-The results are identical to the OpenCV route in :mod:`realtime.normalize`, which
-stays the fallback when numba is not installed, fails to compile, or
-``DIGITS_NO_JIT=1`` (tests compare the two on rendered frames).
+A 640x480 frame has ~30 candidates and ~50 crops. Done with numpy and OpenCV, each crop
+costs tens of microseconds of call overhead (mask, threshold, two counts, an erosion,
+maybe a dilation, resize, moments, placement), and so do each wide blob's cut lattice
+and the pairwise fragment merging. Compiled, these run in one call per frame:
 
-The kernels compile on first use (a few seconds; cached on disk when the package folder
-is writable, then loading takes a fraction of a second). :func:`kernels` compiles and
-tries them once; ``Recognizer`` calls it at load time, ahead of the first frame.
+- ``prepare`` and ``place``: masking, stroke width, stroke correction and centring of
+  all crops (:func:`realtime.normalize.to_mnist_batch`; only the area-averaged resize
+  stays an OpenCV call per crop);
+- ``lattice``: a blob's cut points and parts (:func:`realtime.segment.cut_lattice`);
+- ``merge`` and ``group_masks``: fragment merging and candidate masks
+  (:func:`realtime.segment.find_candidates`).
+
+Every kernel gives exactly what the numpy/OpenCV code beside it gives (tests compare
+them on rendered frames); that code stays the route taken when numba is not
+installed, fails, or ``DIGITS_NO_JIT=1``. Kernels compile on first use (~10 s once;
+cached on disk when the package folder is writable, after which loading takes a
+fraction of a second); ``Recognizer`` calls :func:`warm_up` at load time, ahead of the
+first frame.
 """
 
 from __future__ import annotations
@@ -291,41 +297,126 @@ def _lattice(mask, proj, part_min_height, max_cuts):
     return npts, segs[:n]
 
 
-_KERNELS = (_masked, _stroke_width, _morph, _prepare, _place, _lattice)
+def _group_masks(labels, group, ox, oy, boxes, ink, peak):
+    """Masks of the kept component groups of ``realtime.segment.find_candidates``, packed:
+    ``(flat bool, offsets [K], dark [K])``. ``group[label]``: the group's row in
+    ``boxes`` (x0, y0, x1, y1 in frame pixels), -1 for others; ``labels`` start at frame
+    pixel (``ox``, ``oy``). ``dark``: the group reaches ``peak`` in ``ink``."""
+    k = len(boxes)
+    offsets = np.zeros(k + 1, np.int64)
+    for g in range(k):
+        offsets[g + 1] = offsets[g] + (boxes[g, 2] - boxes[g, 0]) * (boxes[g, 3] - boxes[g, 1])
+    flat = np.zeros(offsets[k], np.bool_)
+    dark = np.zeros(k, np.bool_)
+    for g in range(k):
+        x0, y0, x1, y1 = boxes[g, 0], boxes[g, 1], boxes[g, 2], boxes[g, 3]
+        w = x1 - x0
+        best = -1
+        for r in range(y0, y1):
+            lab = labels[r - oy]
+            base = offsets[g] + (r - y0) * w - x0
+            for c in range(x0, x1):
+                if group[lab[c - ox]] == g:
+                    flat[base + c] = True
+                    if peak >= 0 and ink[r, c] > best:
+                        best = ink[r, c]
+        dark[g] = peak < 0 or best >= peak
+    return flat, offsets[:k], dark
+
+
+def _merge(x, y, w, h, area, use_area, merge_overlap, merge_height):
+    """``realtime.segment._merge_fragments`` on float64 box columns and areas: each
+    fragment's group root, the same pairs tested in the same order."""
+    n = len(x)
+    parent = np.arange(n)
+    if n < 2:
+        return parent
+    pairs_i = np.empty(n * (n - 1) // 2, np.int64)
+    pairs_j = np.empty(n * (n - 1) // 2, np.int64)
+    gaps = np.empty(n * (n - 1) // 2, np.float64)
+    m = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            ox = min(x[i] + w[i], x[j] + w[j]) - max(x[i], x[j])
+            overlap = ox / max(min(w[i], w[j]), 1.0)
+            taller = max(h[i], h[j])
+            merged_h = max(y[i] + h[i], y[j] + h[j]) - min(y[i], y[j])
+            gap = max(y[i], y[j]) - min(y[i] + h[i], y[j] + h[j])
+            if not (overlap >= merge_overlap and merged_h <= merge_height * taller and gap <= 0.35 * taller):
+                continue
+            if use_area:
+                narrow = min(w[i], w[j]) / max(max(w[i], w[j]), 1.0)
+                if not (min(area[i], area[j]) >= 0.05 * max(area[i], area[j]) or narrow >= 0.4):
+                    continue
+            pairs_i[m], pairs_j[m], gaps[m] = i, j, gap
+            m += 1
+    g_top = y.copy()
+    g_bottom = y + h
+    g_tall = h.copy()
+    for k in np.argsort(gaps[:m], kind="mergesort"):
+        ri = pairs_i[k]
+        while parent[ri] != ri:
+            ri = parent[ri]
+        rj = pairs_j[k]
+        while parent[rj] != rj:
+            rj = parent[rj]
+        if ri == rj:
+            continue
+        t, b, tall = min(g_top[ri], g_top[rj]), max(g_bottom[ri], g_bottom[rj]), max(g_tall[ri], g_tall[rj])
+        if b - t > merge_height * tall:
+            continue
+        r, o = min(ri, rj), max(ri, rj)
+        parent[o] = r
+        g_top[r], g_bottom[r], g_tall[r] = t, b, tall
+    roots = np.empty(n, np.int64)
+    for i in range(n):
+        r = i
+        while parent[r] != r:
+            r = parent[r]
+        roots[i] = r
+    return roots
+
+
+_KERNELS = (_masked, _stroke_width, _morph, _prepare, _place, _lattice, _group_masks, _merge)
 if numba is not None:
     # lazily compiled on first call; every kernel calls the others' compiled versions
     _njit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-    _masked, _stroke_width, _morph, _prepare, _place, _lattice = (_njit(f) for f in _KERNELS)
+    _masked, _stroke_width, _morph, _prepare, _place, _lattice, _group_masks, _merge = (_njit(f) for f in _KERNELS)
 
 
-@lru_cache(maxsize=1)
-def kernels():  # noqa: ANN201 - numba dispatchers
-    """``(prepare, place)``, compiled (or loaded from the disk cache) and run once on a
-    tiny input; ``None`` when numba is unavailable, disabled, or fails."""
+def _examples() -> dict[str, tuple]:
+    """A tiny valid call of each public kernel, with the argument types real calls use."""
+    ink = np.zeros((8, 8), np.uint8)
+    ink[2:6, 3:5] = 255
+    labels = (ink > 0).astype(np.int32)
+    col = np.array([0.0, 0.0, 5.0])
+    return {
+        "prepare": (ink, np.array([[3, 2, 2, 4]], np.int64), np.ones(8, np.uint8), np.array([0, 8], np.int64),
+                    2.4, 20, ellipse_table()),
+        "place": (np.zeros((1, 20, 20), np.uint8), np.array([[5, 10]], np.int64), np.zeros((1, 28, 28), np.uint8)),
+        "lattice": (np.ones((10, 25), np.uint8), np.full(25, 10.0), 0.5, 4),
+        "group_masks": (labels, np.array([-1, 0], np.int64), 0, 0, np.array([[3, 2, 5, 6]], np.int64), ink, 100.0),
+        "merge": (col, col, col + 4, col + 9, col + 20, True, 0.5, 1.45),
+    }
+
+
+@lru_cache(maxsize=None)
+def compiled(name: str):  # noqa: ANN201 - a numba dispatcher
+    """The compiled kernel ``name`` (``prepare``, ``place``, ``lattice``, ``group_masks``
+    or ``merge``), compiled or loaded from the disk cache and tried once on a tiny input;
+    ``None`` when numba is unavailable, disabled (``DIGITS_NO_JIT=1``) or fails, and the
+    caller takes its numpy/OpenCV route."""
     if not ENABLED:
         return None
+    kernel = globals()["_" + name]
     try:
-        ink = np.zeros((8, 8), np.uint8)
-        ink[2:6, 3:5] = 255
-        boxes = np.array([[3, 2, 2, 4]], np.int64)
-        _, _, _, sizes = _prepare(ink, boxes, np.ones(8, np.uint8), np.array([0, 8], np.int64), 2.4, 20,
-                                  ellipse_table())
-        _place(np.zeros((1, 20, 20), np.uint8), sizes, np.zeros((1, 28, 28), np.uint8))
-    except Exception as err:  # noqa: BLE001 - any numba trouble falls back to OpenCV
-        log.warning("numba kernels unavailable (%s); normalizing with OpenCV calls", err)
+        kernel(*_examples()[name])
+    except Exception as err:  # noqa: BLE001 - any numba trouble falls back to numpy/OpenCV
+        log.warning("numba kernel %s unavailable (%s); using numpy/OpenCV", name, err)
         return None
-    return _prepare, _place
+    return kernel
 
 
-@lru_cache(maxsize=1)
-def lattice_kernel():  # noqa: ANN201 - a numba dispatcher
-    """The compiled cut lattice (see :func:`_lattice`), tried once; ``None`` when numba
-    is unavailable, disabled, or fails."""
-    if not ENABLED:
-        return None
-    try:
-        _lattice(np.ones((10, 25), np.uint8), np.full(25, 10.0), 0.5, 4)
-    except Exception as err:  # noqa: BLE001 - any numba trouble falls back to numpy
-        log.warning("numba cut lattice unavailable (%s); using numpy", err)
-        return None
-    return _lattice
+def warm_up() -> bool:
+    """Compile (or load) every kernel now, ahead of the first frame; True when all work."""
+    return all(compiled(name) is not None for name in _examples())

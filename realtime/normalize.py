@@ -171,7 +171,8 @@ def to_mnist_batch(
     ink = as_u8_ink(ink)
     # (crops longer than MAX_KERNEL px, which only very close-up digits make, could need
     # correction kernels beyond the kernels' table)
-    if len(boxes) and native.kernels() is not None and max(max(b[2], b[3]) for b in boxes) <= native.MAX_KERNEL:
+    if (len(boxes) and native.compiled("prepare") is not None and native.compiled("place") is not None
+            and max(max(b[2], b[3]) for b in boxes) <= native.MAX_KERNEL):
         return _to_unit(_fields_native(ink, boxes, masks, size, box, stroke))
     fields = np.zeros((len(boxes), size, size), np.uint8)
     for field, (x, y, w, h), m in zip(fields, boxes, masks):
@@ -187,7 +188,7 @@ def _fields_native(ink: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], 
     """uint8 fields [N, size, size] of :func:`to_mnist_batch` through the compiled kernels
     (:mod:`realtime.native`): the same values, one call per frame for everything but
     the per-crop area-averaged resize."""
-    prepare, place = native.kernels()
+    prepare, place = native.compiled("prepare"), native.compiled("place")
     n = len(boxes)
     b = np.ascontiguousarray(np.asarray(boxes, np.int64).reshape(n, 4))
     moff = np.zeros(n + 1, np.int64)

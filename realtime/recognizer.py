@@ -222,7 +222,7 @@ class Recognizer:
         # compile (or load from the disk cache): keep that out of frame timings
         for n in (1, 32):
             self.predict(np.zeros((n, self.size, self.size), np.float32))
-        native.kernels()
+        native.warm_up()
 
     @staticmethod
     def _make_backend(model: torch.nn.Module, backend: str, threads: int, calibration: np.ndarray | None) -> Any:

@@ -382,6 +382,10 @@ def _merge_fragments(boxes: np.ndarray, cfg: SegmentConfig, areas: np.ndarray | 
     if n < 2:
         return parent
     x, y, w, h = (boxes[:, i].astype(np.float64) for i in range(4))
+    kernel = native.compiled("merge")
+    if kernel is not None:
+        a = np.zeros(n) if areas is None else areas.astype(np.float64)
+        return kernel(x, y, w, h, a, areas is not None, float(cfg.merge_overlap), float(cfg.merge_height))
     ox = np.minimum(x[:, None] + w[:, None], x[None] + w[None]) - np.maximum(x[:, None], x[None])
     overlap = ox / np.maximum(np.minimum(w[:, None], w[None]), 1)
     top = np.minimum(y[:, None], y[None])
@@ -478,6 +482,19 @@ def find_candidates(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
     # a digit cut by the frame edge cannot be read reliably
     keep &= (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
     peak = 255 * (cfg.strong if strong is None else strong)
+    kernel = native.compiled("group_masks")
+    if kernel is not None:
+        kept = np.nonzero(keep)[0]
+        slot = np.full(k, -1, np.int64)
+        slot[kept] = np.arange(len(kept))
+        group = np.full(n, -1, np.int64)
+        group[ids] = slot[inv]
+        boxes_k = np.stack([x0[kept], y0[kept], x1[kept], y1[kept]], axis=1)
+        flat, offsets, dark = kernel(labels, group, ox, oy, boxes_k, ink if ink is not None else labels[:1, :1].astype(np.uint8),
+                                     peak if ink is not None else -1.0)
+        out = [Candidate(box=(bx0, by0, bx1 - bx0, by1 - by0), mask=flat[o : o + (bx1 - bx0) * (by1 - by0)].reshape(by1 - by0, bx1 - bx0))
+               for (bx0, by0, bx1, by1), o, ok in zip(boxes_k.tolist(), offsets.tolist(), dark.tolist()) if ok]
+        return sort_reading_order(out)
     # each group's member ids, from one stable sort instead of a search per group
     order = np.argsort(inv, kind="stable")
     first = np.searchsorted(inv[order], np.arange(k + 1))
@@ -532,7 +549,7 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
     x, y, w, h = cand.box
     proj = cand.mask.sum(axis=0).astype(np.float64)
     proj = np.convolve(proj, np.ones(3) / 3, mode="same")
-    kernel = native.lattice_kernel()
+    kernel = native.compiled("lattice")
     if kernel is not None:
         # the same steps compiled (given this very profile: equally deep minima then
         # tie, or not, exactly as here)

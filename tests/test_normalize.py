@@ -189,7 +189,7 @@ def test_batch_normalization_matches_one_crop_at_a_time(mnist_test):
     assert len(to_mnist_batch(np.zeros((10, 10), np.uint8), [], [])) == 0
 
 
-@pytest.mark.skipif(native.kernels() is None, reason="numba not installed")
+@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
 def test_compiled_kernels_match_the_opencv_route(mnist_test, monkeypatch):
     """The numba kernels must give exactly the fields the OpenCV calls give, on real
     segmenter output and its touching-digit parts: thin pens (dilated), markers (eroded),
@@ -207,12 +207,12 @@ def test_compiled_kernels_match_the_opencv_route(mnist_test, monkeypatch):
         boxes, masks = [c.box for c in crops], [c.mask for c in crops]
         fast = to_mnist_batch(ink, boxes, masks)
         monkeypatch.setattr(native, "ENABLED", False)
-        native.kernels.cache_clear()
+        native.compiled.cache_clear()
         try:
             slow = to_mnist_batch(ink, boxes, masks)
         finally:
             monkeypatch.setattr(native, "ENABLED", True)
-            native.kernels.cache_clear()
+            native.compiled.cache_clear()
         assert fast.shape == slow.shape == (len(crops), SIZE, SIZE)
         assert np.array_equal(fast, slow)
         total += len(crops)

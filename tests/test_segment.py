@@ -7,6 +7,8 @@ inputs whose answer is known by construction.
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -317,7 +319,7 @@ def test_cut_lattice_segments_are_digit_sized_and_ordered():
         assert part.box[3] >= 0.4 * h and part.box[2] <= 1.25 * h
 
 
-@pytest.mark.skipif(native.lattice_kernel() is None, reason="numba not installed")
+@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
 def test_compiled_cut_lattice_matches_numpy(mnist_test, monkeypatch):
     """The numba cut lattice gives exactly numpy's points and parts on rendered touching
     digits (2-5 in a chain), at every cut budget the recognizer uses."""
@@ -331,17 +333,50 @@ def test_compiled_cut_lattice_matches_numpy(mnist_test, monkeypatch):
         for cuts in (1, 4, 10):
             fast = cut_lattice(cand, max_cuts=cuts)
             monkeypatch.setattr(native, "ENABLED", False)
-            native.lattice_kernel.cache_clear()
+            native.compiled.cache_clear()
             try:
                 slow = cut_lattice(cand, max_cuts=cuts)
             finally:
                 monkeypatch.setattr(native, "ENABLED", True)
-                native.lattice_kernel.cache_clear()
+                native.compiled.cache_clear()
             assert fast[0] == slow[0]
             assert [(i, j, p.box) for i, j, p in fast[1]] == [(i, j, p.box) for i, j, p in slow[1]]
             assert all(np.array_equal(a.mask, b.mask) for (_, _, a), (_, _, b) in zip(fast[1], slow[1]))
             compared += len(fast[1])
     assert compared >= 200
+
+
+@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
+def test_compiled_merging_and_masks_match_numpy(mnist_test, monkeypatch):
+    """Fragment merging and candidate masks compiled give numpy's candidates exactly:
+    broken strokes, touching digits, ruled and grid paper, a desk."""
+    for seed, cfg in ((0, SceneConfig.clean(lines="grid", touching_prob=0.5)),
+                      (1, SceneConfig.clean(lines="ruled", pen_px=-2, desk=True)),
+                      (2, SceneConfig(n_digits=40))):
+        frame, _, _ = render_scene(seed, cfg, mnist_test)
+        fast = segment(frame)[1]
+        monkeypatch.setattr(native, "ENABLED", False)
+        native.compiled.cache_clear()
+        try:
+            slow = segment(frame)[1]
+        finally:
+            monkeypatch.setattr(native, "ENABLED", True)
+            native.compiled.cache_clear()
+        assert len(fast) == len(slow) >= 10
+        assert [c.box for c in fast] == [c.box for c in slow]
+        assert all(np.array_equal(a.mask, b.mask) for a, b in zip(fast, slow))
+
+
+def test_no_jit_switch_disables_the_kernels():
+    """``DIGITS_NO_JIT=1`` takes the numpy/OpenCV routes (for debugging, or a platform
+    where numba misbehaves)."""
+    import subprocess
+    import sys
+
+    code = "from realtime import native; print(native.compiled('merge') is None, native.warm_up())"
+    env = dict(os.environ, DIGITS_NO_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
 
 
 def test_best_chain_prefers_the_most_believable_reading():
