@@ -220,7 +220,10 @@ def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
     frac = n_in / filled.size
     if not 0.1 <= frac <= 0.96:
         return None
-    inside, outside = float(small[filled > 0].mean()), float(small[filled == 0].mean())
+    # the means as exact integer sums over counts (what numpy's means give, without
+    # boolean indexing)
+    total, s_in = int(small.sum(dtype=np.int64)), int(np.multiply(small, filled).sum(dtype=np.int64))
+    inside, outside = s_in / n_in, (total - s_in) / (filled.size - n_in)
     step = inside - outside
     if step < min_contrast or cv2.countNonZero(comp) < 0.8 * n_in:
         return None
@@ -235,7 +238,11 @@ def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
     gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3) / 8
     grad = cv2.dilate(np.sqrt(gx * gx + gy * gy), np.ones((3, 3), np.uint8))
-    if float(np.median(grad[edge > 0])) < min_sharpness * step:
+    # np.median's own result (the mean of the middle one or two values), by a plain sort
+    vals = np.sort(grad[edge > 0])
+    mid = len(vals) // 2
+    median = float(np.mean(vals[mid : mid + 1] if len(vals) % 2 else vals[mid - 1 : mid + 1]))
+    if median < min_sharpness * step:
         return None
     # trim the paper's own edge (it binarizes as a long line) by a cell
     filled = cv2.erode(filled, np.ones((3, 3), np.uint8))
