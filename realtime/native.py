@@ -3,14 +3,16 @@
 A 640x480 frame has ~30 candidates and ~50 crops. Done with numpy and OpenCV, each crop
 costs tens of microseconds of call overhead (mask, threshold, two counts, an erosion,
 maybe a dilation, resize, moments, placement), and so do each wide blob's cut lattice
-and the pairwise fragment merging. Compiled, these run in one call per frame:
+and the pairwise fragment merging. Compiled, these run in one call per frame or blob:
 
 - ``prepare`` and ``place``: masking, stroke width, stroke correction and centring of
   all crops (:func:`realtime.normalize.to_mnist_batch`; only the area-averaged resize
   stays an OpenCV call per crop);
 - ``lattice``: a blob's cut points and parts (:func:`realtime.segment.cut_lattice`);
 - ``merge`` and ``group_masks``: fragment merging and candidate masks
-  (:func:`realtime.segment.find_candidates`).
+  (:func:`realtime.segment.find_candidates`);
+- ``squeeze8``: the 8x squeezes line removal starts with, counted a 64-bit word (8
+  pixels) at a time instead of in several numpy passes.
 
 Every kernel gives exactly what the numpy/OpenCV code beside it gives (tests compare
 them on rendered frames); that code stays the route taken when numba is not
@@ -377,11 +379,39 @@ def _merge(x, y, w, h, area, use_area, merge_overlap, merge_height):
     return roots
 
 
-_KERNELS = (_masked, _stroke_width, _morph, _prepare, _place, _lattice, _group_masks, _merge)
+def _squeeze8(words, horizontal, at_least):
+    """``realtime.segment._squeeze_count`` with a squeeze of 8, on a 0/255 mask viewed as
+    uint64 words of 8 pixels ([h, w / 8]): per word, the count of set pixels in its 8
+    columns (horizontal) or in 8 rows of each column (eight words added lane by lane),
+    255 where it reaches ``at_least``."""
+    h, n = words.shape
+    low = np.uint64(0x0101010101010101)
+    if horizontal:
+        out = np.empty((h, n), np.uint8)
+        for r in range(h):
+            for j in range(n):
+                count = (((words[r, j] >> np.uint64(7)) & low) * low) >> np.uint64(56)
+                out[r, j] = 255 if count >= at_least else 0
+        return out
+    out = np.empty((h // 8, n * 8), np.uint8)
+    lanes = out.view(np.uint64)
+    # a lane (0..8) plus 128 - at_least has its top bit set exactly when lane >= at_least
+    bias = low * np.uint64(128 - at_least)
+    for b in range(h // 8):
+        for j in range(n):
+            acc = np.uint64(0)
+            for k in range(8):
+                acc += (words[8 * b + k, j] >> np.uint64(7)) & low
+            lanes[b, j] = (((acc + bias) & (low << np.uint64(7))) >> np.uint64(7)) * np.uint64(255)
+    return out
+
+
+_KERNELS = (_masked, _stroke_width, _morph, _prepare, _place, _lattice, _group_masks, _merge, _squeeze8)
 if numba is not None:
     # lazily compiled on first call; every kernel calls the others' compiled versions
     _njit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-    _masked, _stroke_width, _morph, _prepare, _place, _lattice, _group_masks, _merge = (_njit(f) for f in _KERNELS)
+    (_masked, _stroke_width, _morph, _prepare, _place, _lattice, _group_masks, _merge,
+     _squeeze8) = (_njit(f) for f in _KERNELS)
 
 
 def _examples() -> dict[str, tuple]:
@@ -397,13 +427,14 @@ def _examples() -> dict[str, tuple]:
         "lattice": (np.ones((10, 25), np.uint8), np.full(25, 10.0), 0.5, 4),
         "group_masks": (labels, np.array([-1, 0], np.int64), 0, 0, np.array([[3, 2, 5, 6]], np.int64), ink, 100.0),
         "merge": (col, col, col + 4, col + 9, col + 20, True, 0.5, 1.45),
+        "squeeze8": (np.zeros((8, 1), np.uint64), True, 2),
     }
 
 
 @lru_cache(maxsize=None)
 def compiled(name: str):  # noqa: ANN201 - a numba dispatcher
-    """The compiled kernel ``name`` (``prepare``, ``place``, ``lattice``, ``group_masks``
-    or ``merge``), compiled or loaded from the disk cache and tried once on a tiny input;
+    """The compiled kernel ``name`` (``prepare``, ``place``, ``lattice``, ``group_masks``,
+    ``merge`` or ``squeeze8``), compiled or loaded from the disk cache and tried once on a tiny input;
     ``None`` when numba is unavailable, disabled (``DIGITS_NO_JIT=1``) or fails, and the
     caller takes its numpy/OpenCV route."""
     if not ENABLED:

@@ -131,6 +131,9 @@ def _squeeze_count(mask: np.ndarray, squeeze: int, horizontal: bool, at_least: i
     ``at_least`` of the ``squeeze`` pixels it covers are set in ``mask`` (0/255)."""
     h, w = mask.shape
     n = w if horizontal else h
+    kernel = native.compiled("squeeze8") if squeeze == 8 and h % 8 == 0 and w % 8 == 0 else None
+    if kernel is not None:
+        return kernel(np.ascontiguousarray(mask).view(np.uint64), horizontal, at_least)
     if squeeze == 8 and n % 8 == 0:
         ones = np.ascontiguousarray(mask >> 7)
         if horizontal:

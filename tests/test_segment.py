@@ -367,6 +367,30 @@ def test_compiled_merging_and_masks_match_numpy(mnist_test, monkeypatch):
         assert all(np.array_equal(a.mask, b.mask) for a, b in zip(fast, slow))
 
 
+@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
+def test_compiled_line_squeeze_matches_numpy(monkeypatch):
+    """The 8x squeeze that line removal starts with, compiled (word-wise counts), equals
+    numpy's, along both axes, at every count threshold, on masks from sparse to full."""
+    from realtime.segment import _squeeze_count
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        h, w = 8 * int(rng.integers(1, 30)), 8 * int(rng.integers(1, 40))
+        mask = np.where(rng.random((h, w)) < rng.random(), 255, 0).astype(np.uint8)
+        for horizontal in (True, False):
+            for at_least in (1, 2, 5, 8):
+                fast = _squeeze_count(mask, 8, horizontal, at_least)
+                monkeypatch.setattr(native, "ENABLED", False)
+                native.compiled.cache_clear()
+                try:
+                    slow = _squeeze_count(mask, 8, horizontal, at_least)
+                finally:
+                    monkeypatch.setattr(native, "ENABLED", True)
+                    native.compiled.cache_clear()
+                assert fast.shape == slow.shape == ((h, w // 8) if horizontal else (h // 8, w))
+                assert np.array_equal(fast, slow)
+
+
 def test_no_jit_switch_disables_the_kernels():
     """``DIGITS_NO_JIT=1`` takes the numpy/OpenCV routes (for debugging, or a platform
     where numba misbehaves)."""
