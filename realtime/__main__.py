@@ -62,7 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
                    help="hide digits whose softmax probability is below this (rejects non-digits)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--threads", type=int, default=d.threads,
-                   help="CPU threads for the network (2 gave ~15%% more FPS on a 2-core CPU, with more "
+                   help="CPU threads for the network (2 gave 15-25%% more FPS on a 2-core CPU, with more "
                         "jitter; the OpenCV stages always run on one)")
     p.add_argument("--backend", choices=BACKENDS, default=d.backend,
                    help="inference engine: int8 ONNX Runtime (fastest; needs calibration images in the "
