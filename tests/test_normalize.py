@@ -190,11 +190,10 @@ def test_batch_normalization_matches_one_crop_at_a_time(mnist_test):
 
 
 @pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
-def test_compiled_kernels_match_the_opencv_route(mnist_test, monkeypatch):
+def test_compiled_kernels_match_the_opencv_route(mnist_test, numpy_route):
     """The numba kernels must give exactly the fields the OpenCV calls give, on real
     segmenter output and its touching-digit parts: thin pens (dilated), markers (eroded),
-    ruled paper, blur, tilt. Then the OpenCV route must really be the one taken when
-    numba is switched off (``DIGITS_NO_JIT=1`` does that at import)."""
+    ruled paper, defocus blur; both corrections must actually occur."""
     from realtime.recognizer import Recognizer
 
     rec = Recognizer.load()
@@ -206,13 +205,8 @@ def test_compiled_kernels_match_the_opencv_route(mnist_test, monkeypatch):
         crops, _ = rec.hypotheses(cands)
         boxes, masks = [c.box for c in crops], [c.mask for c in crops]
         fast = to_mnist_batch(ink, boxes, masks)
-        monkeypatch.setattr(native, "ENABLED", False)
-        native.compiled.cache_clear()
-        try:
+        with numpy_route():
             slow = to_mnist_batch(ink, boxes, masks)
-        finally:
-            monkeypatch.setattr(native, "ENABLED", True)
-            native.compiled.cache_clear()
         assert fast.shape == slow.shape == (len(crops), SIZE, SIZE)
         assert np.array_equal(fast, slow)
         total += len(crops)

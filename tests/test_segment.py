@@ -320,7 +320,7 @@ def test_cut_lattice_segments_are_digit_sized_and_ordered():
 
 
 @pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
-def test_compiled_cut_lattice_matches_numpy(mnist_test, monkeypatch):
+def test_compiled_cut_lattice_matches_numpy(mnist_test, numpy_route):
     """The numba cut lattice gives exactly numpy's points and parts on rendered touching
     digits (2-5 in a chain), at every cut budget the recognizer uses."""
     blobs = []
@@ -332,13 +332,8 @@ def test_compiled_cut_lattice_matches_numpy(mnist_test, monkeypatch):
     for cand in blobs:
         for cuts in (1, 4, 10):
             fast = cut_lattice(cand, max_cuts=cuts)
-            monkeypatch.setattr(native, "ENABLED", False)
-            native.compiled.cache_clear()
-            try:
+            with numpy_route():
                 slow = cut_lattice(cand, max_cuts=cuts)
-            finally:
-                monkeypatch.setattr(native, "ENABLED", True)
-                native.compiled.cache_clear()
             assert fast[0] == slow[0]
             assert [(i, j, p.box) for i, j, p in fast[1]] == [(i, j, p.box) for i, j, p in slow[1]]
             assert all(np.array_equal(a.mask, b.mask) for (_, _, a), (_, _, b) in zip(fast[1], slow[1]))
@@ -347,7 +342,7 @@ def test_compiled_cut_lattice_matches_numpy(mnist_test, monkeypatch):
 
 
 @pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
-def test_compiled_merging_and_masks_match_numpy(mnist_test, monkeypatch):
+def test_compiled_merging_and_masks_match_numpy(mnist_test, numpy_route):
     """Fragment merging and candidate masks compiled give numpy's candidates exactly:
     broken strokes, touching digits, ruled and grid paper, a desk."""
     for seed, cfg in ((0, SceneConfig.clean(lines="grid", touching_prob=0.5)),
@@ -355,20 +350,15 @@ def test_compiled_merging_and_masks_match_numpy(mnist_test, monkeypatch):
                       (2, SceneConfig(n_digits=40))):
         frame, _, _ = render_scene(seed, cfg, mnist_test)
         fast = segment(frame)[1]
-        monkeypatch.setattr(native, "ENABLED", False)
-        native.compiled.cache_clear()
-        try:
+        with numpy_route():
             slow = segment(frame)[1]
-        finally:
-            monkeypatch.setattr(native, "ENABLED", True)
-            native.compiled.cache_clear()
         assert len(fast) == len(slow) >= 10
         assert [c.box for c in fast] == [c.box for c in slow]
         assert all(np.array_equal(a.mask, b.mask) for a, b in zip(fast, slow))
 
 
 @pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
-def test_compiled_line_squeeze_matches_numpy(monkeypatch):
+def test_compiled_line_squeeze_matches_numpy(numpy_route):
     """The 8x squeeze that line removal starts with, compiled (word-wise counts), equals
     numpy's, along both axes, at every count threshold, on masks from sparse to full."""
     from realtime.segment import _squeeze_count
@@ -380,13 +370,8 @@ def test_compiled_line_squeeze_matches_numpy(monkeypatch):
         for horizontal in (True, False):
             for at_least in (1, 2, 5, 8):
                 fast = _squeeze_count(mask, 8, horizontal, at_least)
-                monkeypatch.setattr(native, "ENABLED", False)
-                native.compiled.cache_clear()
-                try:
+                with numpy_route():
                     slow = _squeeze_count(mask, 8, horizontal, at_least)
-                finally:
-                    monkeypatch.setattr(native, "ENABLED", True)
-                    native.compiled.cache_clear()
                 assert fast.shape == slow.shape == ((h, w // 8) if horizontal else (h // 8, w))
                 assert np.array_equal(fast, slow)
 
