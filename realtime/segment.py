@@ -500,10 +500,14 @@ def find_candidates(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
         group = np.full(n, -1, np.int64)
         group[ids] = slot[inv]
         boxes_k = np.stack([x0[kept], y0[kept], x1[kept], y1[kept]], axis=1)
-        flat, offsets, dark = kernel(labels, group, ox, oy, boxes_k, ink if ink is not None else labels[:1, :1].astype(np.uint8),
-                                     peak if ink is not None else -1.0)
-        out = [Candidate(box=(bx0, by0, bx1 - bx0, by1 - by0), mask=flat[o : o + (bx1 - bx0) * (by1 - by0)].reshape(by1 - by0, bx1 - bx0))
-               for (bx0, by0, bx1, by1), o, ok in zip(boxes_k.tolist(), offsets.tolist(), dark.tolist()) if ok]
+        # without an ink map every group passes (a negative peak)
+        flat, offsets, dark = kernel(labels, group, ox, oy, boxes_k,
+                                     np.zeros((1, 1), np.uint8) if ink is None else ink, -1.0 if ink is None else peak)
+        out = []
+        for (bx0, by0, bx1, by1), o, ok in zip(boxes_k.tolist(), offsets.tolist(), dark.tolist()):
+            if ok:
+                bw, bh = bx1 - bx0, by1 - by0
+                out.append(Candidate(box=(bx0, by0, bw, bh), mask=flat[o : o + bw * bh].reshape(bh, bw)))
         return sort_reading_order(out)
     # each group's member ids, from one stable sort instead of a search per group
     order = np.argsort(inv, kind="stable")
