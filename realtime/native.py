@@ -58,6 +58,8 @@ def ellipse_table(max_kernel: int = MAX_KERNEL) -> np.ndarray:
 
 
 def _masked(ink, boxes, mflat, moff, cflat):
+    """Each crop of ``ink`` (``boxes``: x, y, w, h) with the pixels outside its mask
+    zeroed, packed into ``cflat`` at offsets ``moff`` (as its mask is in ``mflat``)."""
     for n in range(len(boxes)):
         x, y, w, h = boxes[n, 0], boxes[n, 1], boxes[n, 2], boxes[n, 3]
         o = moff[n]
@@ -67,6 +69,7 @@ def _masked(ink, boxes, mflat, moff, cflat):
             dst = cflat[o + r * w : o + (r + 1) * w]
             for c in range(w):
                 dst[c] = src[c] if m[c] else np.uint8(0)
+
 
 def _stroke_width(crop, row3):
     # 2 * area / boundary of the pixels above 127, as realtime.normalize.stroke_width:
@@ -89,6 +92,7 @@ def _stroke_width(crop, row3):
             inner += row3[r - 1, c] & row3[r, c] & row3[r + 1, c]
     return 2.0 * area / max(area - inner, 1)
 
+
 def _morph(crop, k, table, grow, out, pad):
     # grey dilation (grow; out is crop padded by k // 2 on every side, as cv2.dilate
     # of the zero-padded crop) or erosion (out has crop's size; outside the crop does
@@ -110,9 +114,9 @@ def _morph(crop, k, table, grow, out, pad):
                 continue
             hw = table[k, i]
             dst = out[y]
-            # out[y, x] over x: extreme of row[x - off + r - hw .. x - off + r + hw]
+            # out column x takes the extreme of padded-row entries x + d - r over the
+            # kernel row's columns (d - r is the shift), one shift at a time
             for d in range(r - hw - off + r, r + hw - off + r + 1):
-                # row index x + d - r for out column x; kept inside the padded row
                 lo = max(0, r - d)
                 hi = min(ow, w + 2 * r - d + r)
                 src = row[lo + d - r : hi + d - r]
@@ -123,6 +127,7 @@ def _morph(crop, k, table, grow, out, pad):
                 else:
                     for x in range(hi - lo):
                         seg[x] = min(seg[x], src[x])
+
 
 def _prepare(ink, boxes, mflat, moff, stroke, box, table):
     """Masked, stroke-corrected crops of one frame, packed: ``(flat, shapes [N, 2]
@@ -192,6 +197,7 @@ def _prepare(ink, boxes, mflat, moff, stroke, box, table):
         sizes[i, 0] = max(1, int(np.rint(ow * scale)))
         sizes[i, 1] = max(1, int(np.rint(oh * scale)))
     return out, shapes, ooff, sizes
+
 
 def _place(smalls, sizes, fields):
     """Each resized crop (``smalls[i, :h, :w]``) into its field with its centre of
