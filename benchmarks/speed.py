@@ -6,6 +6,7 @@
   segment, normalize, classify) on rendered 640x480 and 1280x720 frames with about
   30 digits each: p50, p99 and FPS (1000 / mean ms). In the same run, the same pipeline
   calling the model once per crop instead of once per frame, and the ratio;
+- **stages** (``--stages``): where a frame's time goes, per pipeline stage;
 - **model**: inference throughput (images/s) of the checkpoint at batch 1, 16 and 256,
   ONNX Runtime and PyTorch eager;
 - **training** (``--train``): training throughput (images/s) over a fixed number of
@@ -19,11 +20,12 @@ excluded by rendering frames to memory first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -83,6 +85,54 @@ def bench_pipeline(weights: str | None, digits: tuple[Any, Any], threads: int, s
         rows.append({"size": f"{w}x{h}", "threads": threads, "backend": rec.backend.inner.name,
                      "digits_per_frame": per_frame, "batched": batched, "per_crop": single,
                      "per_crop_over_batched": single["mean_ms"] / batched["mean_ms"]})
+    return rows
+
+
+class StageClock:
+    """A stage timer for ``Recognizer.detect(..., timer=...)``: milliseconds per stage,
+    summed until :meth:`take`."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - t0) * 1000
+
+    def take(self) -> dict[str, float]:
+        out, self.ms = self.ms, {}
+        return out
+
+
+def bench_stages(weights: str | None, digits: tuple[Any, Any], threads: int, sizes: Sequence[tuple[int, int]],
+                 n_frames: int, repeats: int, backend: str) -> list[dict[str, Any]]:
+    """Where a frame's time goes: the median ms of each pipeline stage per frame (the
+    same frames as the pipeline timing), and the median of the whole frame."""
+    from realtime.recognizer import Recognizer
+
+    rows = []
+    for w, h in sizes:
+        frames = render_bench_frames(digits, w, h, n_frames, seed=7)
+        rec = Recognizer.load(weights, threads=threads, backend=backend)
+        clock = StageClock()
+        for f in frames[:3]:
+            rec.detect(f, timer=clock)
+        clock.take()
+        per_frame: list[dict[str, float]] = []
+        totals = []
+        for _ in range(repeats):
+            for f in frames:
+                t0 = time.perf_counter()
+                rec.detect(f, timer=clock)
+                totals.append((time.perf_counter() - t0) * 1000)
+                per_frame.append(clock.take())
+        names = list(dict.fromkeys(k for d in per_frame for k in d))
+        rows.append({"size": f"{w}x{h}", "threads": threads, "total_p50_ms": float(np.median(totals)),
+                     "stages_p50_ms": {k: float(np.median([d.get(k, 0.0) for d in per_frame])) for k in names}})
     return rows
 
 
@@ -205,6 +255,12 @@ def format_report(r: dict[str, Any]) -> str:
             out.append(f"{p['size']:>9} {p['threads']:>3} {p['digits_per_frame']:6.1f} | {b['p50_ms']:7.2f} "
                        f"{b['p99_ms']:7.2f} {b['fps']:6.0f} | {s['p50_ms']:12.2f} {s['fps']:6.0f} | "
                        f"{p['per_crop_over_batched']:15.2f}x")
+    if r.get("stages"):
+        out.append("Where a frame's time goes (median ms per frame of each stage; the stages' medians "
+                   "need not add up to the frame's):")
+        for row in r["stages"]:
+            stages = ", ".join(f"{k} {v:.2f}" for k, v in row["stages_p50_ms"].items())
+            out.append(f"  {row['size']} threads={row['threads']}: frame {row['total_p50_ms']:.2f} ms = {stages}")
     if r.get("model"):
         out.append("Model inference throughput (images/s):")
         for m in r["model"]:
@@ -239,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"], help="frame sizes WxH")
     p.add_argument("--no-pipeline", action="store_true", help="skip the per-frame pipeline timing")
     p.add_argument("--no-model", action="store_true", help="skip the model throughput at batch 1/16/256")
+    p.add_argument("--stages", action="store_true", help="also time each pipeline stage (where a frame's time goes)")
     p.add_argument("--train", action="store_true", help="also measure training throughput")
     p.add_argument("--time-to-99", action="store_true", help="also time a fresh run to 99.0%% test accuracy")
     p.add_argument("--json", default=None, help="also write the results here as JSON")
@@ -259,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             digits = (x.numpy(), y.numpy())
             for t in a.threads:
                 r["pipeline"] += bench_pipeline(a.weights, digits, t, sizes, a.frames, a.repeats, a.backend)
+            if a.stages:
+                r["stages"] = []
+                for t in a.threads:
+                    r["stages"] += bench_stages(a.weights, digits, t, sizes, a.frames, a.repeats, a.backend)
         if not a.no_model:
             for t in a.threads:
                 r["model"] += bench_model(a.weights, t)

@@ -34,9 +34,11 @@ from realtime.segment import (
     ink_gray,
     ink_map,
     ink_thresholds,
+    Timer,
     best_chain,
     cut_lattice,
     segment,
+    untimed,
 )
 from training.checkpoint import CheckpointError, load_checkpoint
 
@@ -282,9 +284,9 @@ class Recognizer:
 
     # ---- frames ---------------------------------------------------------------------
 
-    def candidates(self, frame: np.ndarray) -> tuple[np.ndarray, list[Candidate]]:
+    def candidates(self, frame: np.ndarray, timer: Timer = untimed) -> tuple[np.ndarray, list[Candidate]]:
         """Stages 1-2: ``(ink map, digit-like components)`` of a BGR or gray frame."""
-        return segment(frame, self.segment_config)
+        return segment(frame, self.segment_config, timer)
 
     def crops(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False) -> np.ndarray:
         """Stage 3: MNIST-style 28x28 crops [N, 28, 28] (``plain``: the stretched baseline)."""
@@ -296,15 +298,17 @@ class Recognizer:
             out[i] = plain_resize(np.where(c.mask, as_float_ink(ink[y : y + h, x : x + w]), 0.0), self.size)
         return out
 
-    def detect(self, frame: np.ndarray, plain: bool = False, min_confidence: float | None = None) -> list[Detection]:
+    def detect(self, frame: np.ndarray, plain: bool = False, min_confidence: float | None = None,
+               timer: Timer = untimed) -> list[Detection]:
         """All digits in a frame, in reading order, confidence >= ``min_confidence``
-        (default: the recognizer's; a tracker passes 0 to see the evidence it smooths)."""
+        (default: the recognizer's; a tracker passes 0 to see the evidence it smooths).
+        ``timer(stage)``: a context manager around each stage, for profiling."""
         threshold = self.min_confidence if min_confidence is None else float(min_confidence)
         with opencv_single_thread():
-            ink, cands = self.candidates(frame)
+            ink, cands = self.candidates(frame, timer)
             if not cands:
                 return []
-            chosen = self.resolve(ink, cands, plain=plain)
+            chosen = self.resolve(ink, cands, plain=plain, timer=timer)
         out = [Detection(box=c.box, digit=int(p.argmax()), confidence=float(p.max()), probs=p)
                for c, p in chosen]
         out = [d for d in out if d.digit < 10 and d.confidence >= threshold]
@@ -329,14 +333,25 @@ class Recognizer:
                 crops.extend(part for _, _, part in segs)
         return crops, lattices
 
-    def resolve(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False
+    def resolve(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False, timer: Timer = untimed,
                 ) -> list[tuple[Candidate, np.ndarray]]:
         """Stages 4-5: classify every candidate, and every way of splitting a wide one
         into touching digits, in ONE batch; keep, per candidate, the reading the
         classifier is most confident about. Returns ``(candidate, probabilities)``."""
+        with timer("cut lattices"):
+            crops, lattices = self.hypotheses(cands)
+        with timer("normalization"):
+            batch = self.crops(ink, crops, plain=plain)
+        with timer("network"):
+            probs = self.predict(batch)
+        with timer("split choices"):
+            return self._choose(cands, crops, lattices, probs)
+
+    def _choose(self, cands: Sequence[Candidate], crops: Sequence[Candidate],
+                lattices: dict[int, tuple[int, list[tuple[int, int, int]]]], probs: np.ndarray,
+                ) -> list[tuple[Candidate, np.ndarray]]:
+        """Per candidate, the whole blob's reading or the best chain of its lattice's parts."""
         cfg = self.segment_config
-        crops, lattices = self.hypotheses(cands)
-        probs = self.predict(self.crops(ink, crops, plain=plain))
         conf = probs[:, :10].max(axis=1)
         chosen: list[tuple[Candidate, np.ndarray]] = []
         for n, c in enumerate(cands):

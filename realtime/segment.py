@@ -15,10 +15,11 @@ Stages, each a pure function of its inputs:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import cv2
 import numpy as np
@@ -653,12 +654,28 @@ def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:
     return [cands[i] for row in rows for i in row]
 
 
-def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> tuple[np.ndarray, list[Candidate]]:
-    """``(ink map (uint8), candidates)`` for a BGR or gray frame: stages 1-3 in order."""
-    gray = ink_gray(frame)
-    reduced = reduce_gray(gray, cfg)
-    ink = ink_map(gray, cfg, reduced)
-    paper = paper_mask(gray, reduced=reduced) if cfg.find_paper else None
-    weak, strong = ink_thresholds(ink, cfg, paper)
-    mask = binarize(ink, cfg, (weak, strong), paper)
-    return ink, find_candidates(mask, cfg, ink, strong)
+Timer = Callable[[str], ContextManager[Any]]
+_UNTIMED = contextlib.nullcontext()
+
+
+def untimed(_stage: str) -> ContextManager[Any]:
+    """The default stage timer: times nothing (see ``benchmarks.speed --stages``)."""
+    return _UNTIMED
+
+
+def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), timer: Timer = untimed,
+            ) -> tuple[np.ndarray, list[Candidate]]:
+    """``(ink map (uint8), candidates)`` for a BGR or gray frame: stages 1-3 in order.
+    ``timer(stage)``: a context manager around each stage, for profiling."""
+    with timer("ink map"):
+        gray = ink_gray(frame)
+        reduced = reduce_gray(gray, cfg)
+        ink = ink_map(gray, cfg, reduced)
+    with timer("sheet"):
+        paper = paper_mask(gray, reduced=reduced) if cfg.find_paper else None
+    with timer("thresholds"):
+        weak, strong = ink_thresholds(ink, cfg, paper)
+    with timer("binarize and line removal"):
+        mask = binarize(ink, cfg, (weak, strong), paper)
+    with timer("components and masks"):
+        return ink, find_candidates(mask, cfg, ink, strong)

@@ -44,12 +44,19 @@ def test_accuracy_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: 
 def test_speed_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: Path) -> None:
     out = tmp_path / "speed.json"
     r = _run(["benchmarks.speed", "--threads", "1", "--frames", "2", "--repeats", "1", "--sizes", "320x240",
-              "--json", str(out)], repo_root, mnist_dir)
+              "--stages", "--json", str(out)], repo_root, mnist_dir)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(out.read_text())
     (row,) = res["pipeline"]
     assert row["size"] == "320x240" and row["batched"]["p50_ms"] > 0 and row["per_crop"]["p50_ms"] > 0
     assert row["batched"]["p99_ms"] >= row["batched"]["p50_ms"]
+    # every stage of a frame is timed, and the stage times fit within the frame's
+    (stages,) = res["stages"]
+    assert list(stages["stages_p50_ms"]) == ["ink map", "sheet", "thresholds", "binarize and line removal",
+                                             "components and masks", "cut lattices", "normalization", "network",
+                                             "split choices"]
+    assert stages["stages_p50_ms"]["network"] > 0
+    assert sum(stages["stages_p50_ms"].values()) <= 1.5 * stages["total_p50_ms"]
     assert {(m["backend"], m["batch"]) for m in res["model"]} == {
         (b, n) for b in ("onnxruntime int8", "onnxruntime", "torch") for n in (1, 16, 256)}
     assert all(m["images_per_s"] > 0 for m in res["model"])
