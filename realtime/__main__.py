@@ -51,6 +51,9 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
         description="Find and read handwritten digits live: boxes, digits, confidences and FPS drawn over "
         "the video; optional annotated recording and JSON lines. Keys in the window: q or ESC quits, "
         "space pauses, s saves a snapshot PNG.",
+        epilog="Environment: DIGITS_WEIGHTS names the default checkpoint; DIGITS_NO_JIT=1 runs the "
+        "pipeline without its numba-compiled loops (same results, slower; the first run with them compiles "
+        "them once, ~10 s).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--source", default=d.source,
