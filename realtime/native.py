@@ -5,9 +5,10 @@ costs tens of microseconds of call overhead (mask, threshold, two counts, an ero
 maybe a dilation, resize, moments, placement), and so do each wide blob's cut lattice
 and the pairwise fragment merging. Compiled, these run in one call per frame or blob:
 
-- ``prepare`` and ``place``: masking, stroke width, stroke correction and centring of
-  all crops (:func:`realtime.normalize.to_mnist_batch`; only the area-averaged resize
-  stays an OpenCV call per crop);
+- ``prepare`` and ``place``: masking, stroke width, stroke correction, area-averaged
+  reduction (OpenCV's own algorithm, float32 sums in its order) and centring of all
+  crops (:func:`realtime.normalize.to_mnist_batch`); enlarged crops and reductions by
+  whole-number factors, which OpenCV computes by other paths, still go to ``cv2.resize``;
 - ``lattice``: a blob's cut points and parts (:func:`realtime.segment.cut_lattice`);
 - ``merge`` and ``group_masks``: fragment merging and candidate masks
   (:func:`realtime.segment.find_candidates`);
@@ -129,9 +130,84 @@ def _morph(crop, k, table, grow, out, pad):
                         seg[x] = min(seg[x], src[x])
 
 
+def _area_table(ssize, dsize, di, si, alpha):
+    """OpenCV's ``computeResizeAreaTab`` (resize.cpp) for one axis: which source pixels
+    feed each output pixel, with which float32 weight, in OpenCV's order. Returns the
+    number of entries written to ``di``, ``si``, ``alpha``."""
+    scale = ssize / dsize
+    k = 0
+    for dx in range(dsize):
+        fsx1 = dx * scale
+        fsx2 = fsx1 + scale
+        cell = min(scale, ssize - fsx1)
+        sx1, sx2 = int(np.ceil(fsx1)), int(np.floor(fsx2))
+        sx2 = min(sx2, ssize - 1)
+        sx1 = min(sx1, sx2)
+        if sx1 - fsx1 > 1e-3:
+            di[k], si[k], alpha[k] = dx, sx1 - 1, np.float32((sx1 - fsx1) / cell)
+            k += 1
+        for sx in range(sx1, sx2):
+            di[k], si[k], alpha[k] = dx, sx, np.float32(1.0 / cell)
+            k += 1
+        if fsx2 - sx2 > 1e-3:
+            di[k], si[k], alpha[k] = dx, sx2, np.float32(min(min(fsx2 - sx2, 1.0), cell) / cell)
+            k += 1
+    return k
+
+
+def _resize_area(src, nw, nh, dst):
+    """``cv2.resize(src, (nw, nh), interpolation=cv2.INTER_AREA)`` for uint8 when both
+    factors are above 1 and not both whole numbers (OpenCV's generic area path, with its
+    float32 sums in its order and its rounding), into ``dst[:nh, :nw]``."""
+    h, w = src.shape
+    xdi = np.empty(2 * w + 2, np.int64)
+    xsi = np.empty(2 * w + 2, np.int64)
+    xal = np.empty(2 * w + 2, np.float32)
+    nx = _area_table(w, nw, xdi, xsi, xal)
+    ydi = np.empty(2 * h + 2, np.int64)
+    ysi = np.empty(2 * h + 2, np.int64)
+    yal = np.empty(2 * h + 2, np.float32)
+    ny = _area_table(h, nh, ydi, ysi, yal)
+    # each source row's horizontal pass once (OpenCV redoes it for each output row the
+    # source row feeds; the values are the same)
+    rows = np.zeros((h, nw), np.float32)
+    for r in range(h):
+        row, out = src[r], rows[r]
+        for k in range(nx):
+            out[xdi[k]] += np.float32(row[xsi[k]]) * xal[k]
+    acc = np.zeros(nw, np.float32)
+    prev = ydi[0]
+    for j in range(ny):
+        beta, dy, buf = yal[j], ydi[j], rows[ysi[j]]
+        if dy != prev:
+            for dx in range(nw):
+                dst[prev, dx] = min(max(np.rint(acc[dx]), 0), 255)
+                acc[dx] = beta * buf[dx]
+            prev = dy
+        else:
+            for dx in range(nw):
+                acc[dx] += beta * buf[dx]
+    for dx in range(nw):
+        dst[prev, dx] = min(max(np.rint(acc[dx]), 0), 255)
+
+
+def _area_generic(h, w, nh, nw):
+    """Whether OpenCV resizes ``h`` x ``w`` to ``nh`` x ``nw`` with INTER_AREA by its
+    generic path (both factors at least 1, not both whole numbers: those take an
+    integer-averaging path with other rounding, left to OpenCV)."""
+    sx, sy = w / nw, h / nh
+    if sx < 1 or sy < 1:
+        return False
+    whole = abs(sx - np.round(sx)) < 2.220446049250313e-16 and abs(sy - np.round(sy)) < 2.220446049250313e-16
+    return not whole
+
+
 def _prepare(ink, boxes, mflat, moff, stroke, box, table):
     """Masked, stroke-corrected crops of one frame, packed: ``(flat, shapes [N, 2]
-    (h, w), offsets [N + 1], resized sizes [N, 2] (w, h))``."""
+    (h, w), offsets [N + 1], resized sizes [N, 2] (w, h), smalls [N, box, box],
+    resized [N])``: ``smalls[i, :h, :w]`` holds crop ``i`` scaled to its size where
+    ``resized[i]`` (longer than ``box`` and on OpenCV's generic area path); the others
+    are left to ``cv2.resize``."""
     n = len(boxes)
     cflat = np.empty(moff[n], np.uint8)
     _masked(ink, boxes, mflat, moff, cflat)
@@ -180,6 +256,8 @@ def _prepare(ink, boxes, mflat, moff, stroke, box, table):
         ooff[i + 1] = ooff[i] + shapes[i, 0] * shapes[i, 1]
     out = np.empty(ooff[n], np.uint8)
     sizes = np.empty((n, 2), np.int64)
+    smalls = np.zeros((n, box, box), np.uint8)
+    resized = np.zeros(n, np.bool_)
     pad = np.empty(maxw + 2 * MAX_KERNEL, np.uint8)
     for i in range(n):
         w, h = boxes[i, 2], boxes[i, 3]
@@ -194,9 +272,12 @@ def _prepare(ink, boxes, mflat, moff, stroke, box, table):
         else:
             dst[:, :] = crop
         scale = box / max(oh, ow)
-        sizes[i, 0] = max(1, int(np.rint(ow * scale)))
-        sizes[i, 1] = max(1, int(np.rint(oh * scale)))
-    return out, shapes, ooff, sizes
+        nw, nh = max(1, int(np.rint(ow * scale))), max(1, int(np.rint(oh * scale)))
+        sizes[i, 0], sizes[i, 1] = nw, nh
+        if max(oh, ow) > box and _area_generic(oh, ow, nh, nw):
+            _resize_area(dst, nw, nh, smalls[i])
+            resized[i] = True
+    return out, shapes, ooff, sizes, smalls, resized
 
 
 def _place(smalls, sizes, fields):
@@ -412,12 +493,13 @@ def _squeeze8(words, horizontal, at_least):
     return out
 
 
-_KERNELS = (_masked, _stroke_width, _morph, _prepare, _place, _lattice, _group_masks, _merge, _squeeze8)
+_KERNELS = (_masked, _stroke_width, _morph, _area_table, _resize_area, _area_generic, _prepare, _place, _lattice,
+            _group_masks, _merge, _squeeze8)
 if numba is not None:
     # lazily compiled on first call; every kernel calls the others' compiled versions
     _njit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-    (_masked, _stroke_width, _morph, _prepare, _place, _lattice, _group_masks, _merge,
-     _squeeze8) = (_njit(f) for f in _KERNELS)
+    (_masked, _stroke_width, _morph, _area_table, _resize_area, _area_generic, _prepare, _place, _lattice,
+     _group_masks, _merge, _squeeze8) = (_njit(f) for f in _KERNELS)
 
 
 def _examples() -> dict[str, tuple]:
@@ -430,6 +512,7 @@ def _examples() -> dict[str, tuple]:
         "prepare": (ink, np.array([[3, 2, 2, 4]], np.int64), np.ones(8, np.uint8), np.array([0, 8], np.int64),
                     2.4, 20, ellipse_table()),
         "place": (np.zeros((1, 20, 20), np.uint8), np.array([[5, 10]], np.int64), np.zeros((1, 28, 28), np.uint8)),
+        "resize_area": (np.arange(35 * 23, dtype=np.uint8).reshape(35, 23), 13, 20, np.zeros((20, 20), np.uint8)),
         "lattice": (np.ones((10, 25), np.uint8), np.full(25, 10.0), 0.5, 4),
         "group_masks": (labels, np.array([-1, 0], np.int64), 0, 0, np.array([[3, 2, 5, 6]], np.int64), ink, 100.0),
         "merge": (col, col, col + 4, col + 9, col + 20, True, 0.5, 1.45),

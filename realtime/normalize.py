@@ -186,20 +186,21 @@ def to_mnist_batch(
 def _fields_native(ink: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], masks: Sequence[np.ndarray],
                    size: int, box: int, stroke: float | None) -> np.ndarray:
     """uint8 fields [N, size, size] of :func:`to_mnist_batch` through the compiled kernels
-    (:mod:`realtime.native`): the same values, one call per frame for everything but
-    the per-crop area-averaged resize."""
+    (:mod:`realtime.native`): the same values, one call per frame for all but the few
+    crops whose resize is left to OpenCV."""
     prepare, place = native.compiled("prepare"), native.compiled("place")
     n = len(boxes)
     b = np.ascontiguousarray(np.asarray(boxes, np.int64).reshape(n, 4))
     moff = np.zeros(n + 1, np.int64)
     np.cumsum(b[:, 2] * b[:, 3], out=moff[1:])
     mflat = np.concatenate([np.ravel(m) for m in masks]).view(np.uint8)
-    flat, shapes, offsets, sizes = prepare(np.ascontiguousarray(ink), b, mflat, moff,
-                                           -1.0 if stroke is None else float(stroke), box, native.ellipse_table())
-    smalls = np.zeros((n, box, box), np.uint8)
-    for small, (h, w), o, (nw, nh) in zip(smalls, shapes.tolist(), offsets.tolist(), sizes.tolist()):
-        small[:nh, :nw] = cv2.resize(flat[o : o + h * w].reshape(h, w), (nw, nh),
-                                     interpolation=cv2.INTER_AREA if max(h, w) > box else cv2.INTER_LINEAR)
+    flat, shapes, offsets, sizes, smalls, resized = prepare(
+        np.ascontiguousarray(ink), b, mflat, moff, -1.0 if stroke is None else float(stroke), box, native.ellipse_table())
+    # the few crops the kernel leaves to OpenCV: enlarged ones, and whole-number reductions
+    for i in np.flatnonzero(~resized).tolist():
+        (h, w), o, (nw, nh) = shapes[i].tolist(), int(offsets[i]), sizes[i].tolist()
+        smalls[i, :nh, :nw] = cv2.resize(flat[o : o + h * w].reshape(h, w), (nw, nh),
+                                         interpolation=cv2.INTER_AREA if max(h, w) > box else cv2.INTER_LINEAR)
     fields = np.zeros((n, size, size), np.uint8)
     place(smalls, sizes, fields)
     return fields

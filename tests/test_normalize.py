@@ -218,3 +218,26 @@ def test_compiled_kernels_match_the_opencv_route(mnist_test, numpy_route):
             eroded += sw > 1.6 * want and round((sw - want) / 4) >= 1
     # both corrections were exercised, not only the plain copy
     assert total >= 60 and dilated >= 5 and eroded >= 3, (total, dilated, eroded)
+
+
+@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
+def test_compiled_area_resize_matches_opencv():
+    """The compiled INTER_AREA reduction equals cv2.resize to the last grey level on every
+    size a crop can have (longer side scaled to 20), sparse and dense ink; whole-number
+    factors, which OpenCV averages by another path, are left to OpenCV."""
+    rng = np.random.default_rng(0)
+    generic = 0
+    for h in range(21, 90):
+        for w in (1, 2, 5, 9, 14, 21, 30, 44, 61, 89, 120):
+            src = (rng.random((h, w)) * 255).astype(np.uint8)
+            src[rng.random((h, w)) < 0.5] = 0
+            scale = 20 / max(h, w)
+            nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+            if not native._area_generic(h, w, nh, nw):
+                assert (w / nw).is_integer() and (h / nh).is_integer()
+                continue
+            generic += 1
+            got = np.zeros((20, 20), np.uint8)
+            native._resize_area(src, nw, nh, got)
+            assert np.array_equal(got[:nh, :nw], cv2.resize(src, (nw, nh), interpolation=cv2.INTER_AREA)), (h, w)
+    assert generic > 600
