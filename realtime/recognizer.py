@@ -5,8 +5,9 @@ rebuilt with PyTorch and, when onnxruntime is installed, exported in memory to O
 and run by ONNX Runtime, which is 2-4x faster than PyTorch eager for a net this small
 on a CPU; PyTorch eager stays as the fallback (``backend="torch"``). When the
 checkpoint carries calibration images, the ONNX graph is quantized to int8 at load
-time (static, per-channel weights, ~0.1 s): another ~1.9x on CPUs with int8 dot
-products, for 0.02 points of MNIST accuracy (``backend="onnx"`` keeps float32).
+time (static, per-channel weights, ~0.1 s; the one-channel stem stays float32):
+another ~2.6x on CPUs with int8 dot products, for 0.01 points of MNIST accuracy
+(``backend="onnx"`` keeps float32).
 """
 
 from __future__ import annotations
