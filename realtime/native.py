@@ -44,6 +44,8 @@ ENABLED = numba is not None and os.environ.get("DIGITS_NO_JIT", "") not in ("1",
 # the largest correction kernel in the table; crops longer than this (close-ups of one
 # digit) take the OpenCV route, as their erosion could need a larger one
 MAX_KERNEL = 255
+# C's DBL_EPSILON, OpenCV's test for a whole-number resize factor
+_DBL_EPSILON = float(np.finfo(np.float64).eps)
 
 
 @lru_cache(maxsize=1)
@@ -198,7 +200,7 @@ def _area_generic(h, w, nh, nw):
     sx, sy = w / nw, h / nh
     if sx < 1 or sy < 1:
         return False
-    whole = abs(sx - np.round(sx)) < 2.220446049250313e-16 and abs(sy - np.round(sy)) < 2.220446049250313e-16
+    whole = abs(sx - np.round(sx)) < _DBL_EPSILON and abs(sy - np.round(sy)) < _DBL_EPSILON
     return not whole
 
 
@@ -220,6 +222,7 @@ def _prepare(ink, boxes, mflat, moff, stroke, box, table):
     for i in range(n):
         maxh, maxw = max(maxh, boxes[i, 3]), max(maxw, boxes[i, 2])
     row3 = np.empty((maxh, maxw), np.uint8)
+    pad = np.empty(maxw + 2 * MAX_KERNEL, np.uint8)  # a padded row, for dilation and erosion
     for i in range(n):
         w, h = boxes[i, 2], boxes[i, 3]
         crop = cflat[moff[i] : moff[i + 1]].reshape(h, w)
@@ -237,8 +240,7 @@ def _prepare(ink, boxes, mflat, moff, stroke, box, table):
         elif sw > 1.6 * want and shrink_by >= 1:
             k = 2 * shrink_by + 1
             er = eflat[moff[i] : moff[i + 1]].reshape(h, w)
-            erode_pad = np.empty(w + 2 * k, np.uint8)
-            _morph(crop, k, table, False, er, erode_pad)
+            _morph(crop, k, table, False, er, pad)
             # never erode a digit away: keep the original if too little ink remains
             if er.astype(np.int64).sum() > 0.25 * crop.astype(np.int64).sum():
                 y0, y1, x0, x1 = h, -1, w, -1
@@ -258,7 +260,6 @@ def _prepare(ink, boxes, mflat, moff, stroke, box, table):
     sizes = np.empty((n, 2), np.int64)
     smalls = np.zeros((n, box, box), np.uint8)
     resized = np.zeros(n, np.bool_)
-    pad = np.empty(maxw + 2 * MAX_KERNEL, np.uint8)
     for i in range(n):
         w, h = boxes[i, 2], boxes[i, 3]
         crop = cflat[moff[i] : moff[i + 1]].reshape(h, w)
@@ -512,7 +513,6 @@ def _examples() -> dict[str, tuple]:
         "prepare": (ink, np.array([[3, 2, 2, 4]], np.int64), np.ones(8, np.uint8), np.array([0, 8], np.int64),
                     2.4, 20, ellipse_table()),
         "place": (np.zeros((1, 20, 20), np.uint8), np.array([[5, 10]], np.int64), np.zeros((1, 28, 28), np.uint8)),
-        "resize_area": (np.arange(35 * 23, dtype=np.uint8).reshape(35, 23), 13, 20, np.zeros((20, 20), np.uint8)),
         "lattice": (np.ones((10, 25), np.uint8), np.full(25, 10.0), 0.5, 4),
         "group_masks": (labels, np.array([-1, 0], np.int64), 0, 0, np.array([[3, 2, 5, 6]], np.int64), ink, 100.0),
         "merge": (col, col, col + 4, col + 9, col + 20, True, 0.5, 1.45),

@@ -15,7 +15,7 @@ component's pixels.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -169,11 +169,12 @@ def to_mnist_batch(
     has 30-50 crops, and every OpenCV or numpy call on a small crop costs microseconds.
     """
     ink = as_u8_ink(ink)
+    prepare, place = native.compiled("prepare"), native.compiled("place")
     # (crops longer than MAX_KERNEL px, which only very close-up digits make, could need
     # correction kernels beyond the kernels' table)
-    if (len(boxes) and native.compiled("prepare") is not None and native.compiled("place") is not None
+    if (len(boxes) and prepare is not None and place is not None
             and max(max(b[2], b[3]) for b in boxes) <= native.MAX_KERNEL):
-        return _to_unit(_fields_native(ink, boxes, masks, size, box, stroke))
+        return _to_unit(_fields_native(prepare, place, ink, boxes, masks, size, box, stroke))
     fields = np.zeros((len(boxes), size, size), np.uint8)
     for field, (x, y, w, h), m in zip(fields, boxes, masks):
         crop = np.multiply(ink[y : y + h, x : x + w], m, dtype=np.uint8)
@@ -183,12 +184,11 @@ def to_mnist_batch(
     return _to_unit(fields)
 
 
-def _fields_native(ink: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], masks: Sequence[np.ndarray],
-                   size: int, box: int, stroke: float | None) -> np.ndarray:
+def _fields_native(prepare: Any, place: Any, ink: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
+                   masks: Sequence[np.ndarray], size: int, box: int, stroke: float | None) -> np.ndarray:
     """uint8 fields [N, size, size] of :func:`to_mnist_batch` through the compiled kernels
-    (:mod:`realtime.native`): the same values, one call per frame for all but the few
-    crops whose resize is left to OpenCV."""
-    prepare, place = native.compiled("prepare"), native.compiled("place")
+    ``prepare`` and ``place`` (:mod:`realtime.native`): the same values, one call per
+    frame for all but the few crops whose resize is left to OpenCV."""
     n = len(boxes)
     b = np.ascontiguousarray(np.asarray(boxes, np.int64).reshape(n, 4))
     moff = np.zeros(n + 1, np.int64)

@@ -107,6 +107,19 @@ class _TorchBackend:
             return self.model(torch.from_numpy(x)).numpy()
 
 
+def onnx_graph(model: torch.nn.Module) -> bytes:
+    """The model as an ONNX graph (float32, input ``x`` [n, 1, 28, 28], output ``logits``),
+    exported in memory."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(), torch.zeros(1, 1, 28, 28), buf, input_names=["x"], output_names=["logits"],
+            dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, dynamo=False,
+        )
+    return buf.getvalue()
+
+
 class _OnnxBackend:
     name = "onnxruntime"
 
@@ -114,14 +127,7 @@ class _OnnxBackend:
         """``calibration``: normalized [N, 1, 28, 28] inputs; given, the graph runs in int8."""
         import onnxruntime as ort
 
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model.eval(), torch.zeros(1, 1, 28, 28), buf, input_names=["x"], output_names=["logits"],
-                dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, dynamo=False,
-            )
-        graph = buf.getvalue()
+        graph = onnx_graph(model)
         disabled: list[str] = []
         if calibration is not None:
             graph = _quantize_int8(graph, calibration)

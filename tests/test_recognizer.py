@@ -8,19 +8,16 @@ shipped checkpoint does on them against the project's targets; nothing is tuned 
 from __future__ import annotations
 
 import csv
-import io
 import json
-import warnings
 from collections import Counter, defaultdict
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from benchmarks.metrics import Counts, match, score_frame
 from benchmarks.scenes import SceneConfig, render_scene, render_sheet_with_distractors
-from realtime.recognizer import Recognizer, _quantize_int8, _stem_nodes
+from realtime.recognizer import Recognizer, _quantize_int8, _stem_nodes, onnx_graph
 from training.checkpoint import CheckpointError
 from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: mnist_test, photos_dir, recognizer)
 
@@ -130,17 +127,12 @@ def test_int8_graph_keeps_the_stem_in_float(recognizer):
     see ``_stem_nodes``); every later convolution is quantized."""
     import onnx
 
-    model = recognizer.model.eval()
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, torch.zeros(1, 1, 28, 28), buf, input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "n"}}, dynamo=False)
-    stem = _stem_nodes(buf.getvalue())
-    ops = [n.op_type for n in onnx.load_from_string(buf.getvalue()).graph.node]
+    graph = onnx_graph(recognizer.model)
+    stem = _stem_nodes(graph)
+    ops = [n.op_type for n in onnx.load_from_string(graph).graph.node]
     assert ops[: len(stem)] == ["Conv", "Relu", "MaxPool"]
     calib = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
-    q = onnx.load_from_string(_quantize_int8(buf.getvalue(), calib))
+    q = onnx.load_from_string(_quantize_int8(graph, calib))
     convs = [n for n in q.graph.node if n.op_type == "Conv"]
     # the first Conv reads the float weight directly; the others read dequantized int8
     weight_inputs = [n.input[1] for n in convs]
