@@ -53,7 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
         "space pauses, s saves a snapshot PNG.",
         epilog="Environment: DIGITS_WEIGHTS names the default checkpoint; DIGITS_NO_JIT=1 runs the "
         "pipeline without its numba-compiled loops (same results, slower; the first run with them compiles "
-        "them once, ~10 s).",
+        "them once, ~15 s).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--source", default=d.source,

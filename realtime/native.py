@@ -17,7 +17,7 @@ and the pairwise fragment merging. Compiled, these run in one call per frame or 
 
 Every kernel gives exactly what the numpy/OpenCV code beside it gives (tests compare
 them on rendered frames); that code stays the route taken when numba is not
-installed, fails, or ``DIGITS_NO_JIT=1``. Kernels compile on first use (~10 s once;
+installed, fails, or ``DIGITS_NO_JIT=1``. Kernels compile on first use (~15 s once;
 cached on disk when the package folder is writable, after which loading takes a
 fraction of a second); ``Recognizer`` calls :func:`warm_up` at load time, ahead of the
 first frame.
