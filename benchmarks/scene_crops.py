@@ -129,7 +129,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="a crop is labelled with a digit when its box overlaps that digit's by this IoU (default 0.75)")
     p.add_argument("--lattice-from", type=float, default=None, metavar="ASPECT",
                    help="blob aspect (w/h) from which cut lattices are tried (default: the live setting, "
-                        "SegmentConfig.single_max_aspect; the shipped model's crops used 1.3)")
+                        "SegmentConfig.split_min_aspect)")
     p.add_argument("--part-min-height", type=float, default=None, metavar="FRAC",
                    help="a lattice part spans at least this share of its blob's height (default: the live "
                         "setting; the shipped model's crops used 0.4)")
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from tqdm import tqdm
 
-    overrides = {k: v for k, v in (("single_max_aspect", args.lattice_from),
+    overrides = {k: v for k, v in (("split_min_aspect", args.lattice_from),
                                     ("part_min_height", args.part_min_height)) if v is not None}
     rng = np.random.default_rng([SEED_STREAM, args.seed])
     jobs = [(frame_seed(SEED_STREAM + args.seed, i), frame_config(args.width, args.height, args.touching_share, rng),

@@ -322,12 +322,12 @@ def _lattice(mask, proj, part_min_height, max_cuts):
                 top[c] = r
                 break
     margin = max(2, int(0.1 * h))
-    # local minima of the inner columns (the first and last inner ones need only their
-    # inner neighbour), taken lowest first, then leftmost, a stroke's width apart
+    # true local minima of the inner columns (lower than or level with both neighbours),
+    # taken lowest first, then leftmost, a stroke's width apart
     nmin = 0
     minima = np.empty(max(w, 1), np.int64)
     for c in range(margin, w - margin):
-        if (c == margin or proj[c] <= proj[c - 1]) and (c == w - margin - 1 or proj[c] <= proj[c + 1]):
+        if proj[c] <= proj[c - 1] and proj[c] <= proj[c + 1]:
             minima[nmin] = c
             nmin += 1
     keys = np.empty(nmin, np.float64)

@@ -55,8 +55,8 @@ DEFAULT_MIN_CONFIDENCE = 0.4
 # least SPLIT_MIN_CONF, and beating the whole blob's reading by a factor of
 # 1 + SPLIT_MARGIN. The network's "not a digit" class does most of the judging: a
 # piece of a digit, or two digits read as one, scores low on every digit, so the
-# thresholds can be loose. A blob too wide for one digit gets CUTS_PER_WIDTH cut points
-# per blob height of width. Chosen on rendered touching digits (seeds 100-111) and the
+# thresholds can be loose. A blob that may hold touching digits gets CUTS_PER_WIDTH cut
+# points per blob height of width. Chosen on rendered touching digits (seeds 100-111) and the
 # seed-7 scene set, never on the reported seed-2026 set or the photos.
 SPLIT_BONUS = 0.1
 SPLIT_MARGIN = 0.0
@@ -332,9 +332,10 @@ class Recognizer:
         for n, c in enumerate(cands):
             w, h = c.box[2], c.box[3]
             if w / h >= cfg.split_min_aspect:
-                # a blob that may be one wide digit gets the one likeliest cut; a wider one
-                # gets CUTS_PER_WIDTH cut points per blob height of width
-                cuts = 1 if w / h <= cfg.single_max_aspect else int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
+                # CUTS_PER_WIDTH cut points per blob height of width: a lone likeliest cut
+                # (tried up to aspect 1.1 before) was often the wrong one in a pair of
+                # overlapping digits
+                cuts = int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
                 n_points, segs = cut_lattice(c, cfg, max_cuts=cuts)
                 lattices[n] = (n_points, [(i, j, len(crops) + k) for k, (i, j, _) in enumerate(segs)])
                 crops.extend(part for _, _, part in segs)

@@ -47,10 +47,9 @@ class SegmentConfig:
     max_height_frac: float = 0.7
     min_aspect: float = 0.06  # width / height; a "1" is very narrow
     # wider components are kept as possibly touching digits, for the recognizer to split:
-    # from split_min_aspect a blob is also tried as two digits (one cut), from
-    # single_max_aspect as a lattice of cuts
+    # from split_min_aspect a blob is also tried as a lattice of cuts (touching digits
+    # overlap, so a pair can be as narrow as one wide digit)
     max_aspect: float = 3.4
-    single_max_aspect: float = 1.1
     split_min_aspect: float = 0.9
     # a blob may still be read whole up to this aspect (sheared or slanted 2s, 5s and 7s
     # are wide); beyond it only a split is read
@@ -554,7 +553,9 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
 
     Cut points are the blob's two sides and the columns where its ink profile has a local
     minimum (the thin joins between touching digits), the lowest ones first, a stroke's
-    width apart. Every stretch between two cut points that is as wide as a digit can be
+    width apart. A minimum is a valley, no higher than the columns on either side: a
+    profile that merely rises from the blob's side inward would offer a cut that shaves
+    a sliver off one digit (read as a confident "1"). Every stretch between two cut points that is as wide as a digit can be
     (from a narrow 1 to a wide 0) is a segment ``(i, j, part)``: points ``i < j`` and the
     part's pixels with a tight box. The recognizer classifies all segments in the frame's
     one batch and picks the chain of segments from the first point to the last that it
@@ -576,9 +577,7 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
     cuts: list[int] = []
     if len(inner):
         p = proj[inner]
-        left = np.concatenate([[np.inf], p[:-1]])
-        right = np.concatenate([p[1:], [np.inf]])
-        minima = inner[(p <= left) & (p <= right)]
+        minima = inner[(p <= proj[inner - 1]) & (p <= proj[inner + 1])]
         spacing = max(2, int(0.12 * h))
         for c in sorted(minima.tolist(), key=lambda c: (proj[c], c)):
             if all(abs(c - o) >= spacing for o in cuts):
