@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    # background estimate: max filter at 1/bg_scale resolution, wider than thick strokes
+    # background estimate: grey closing at 1/bg_scale resolution, wider than thick strokes
     bg_scale: int = 4
     bg_kernel: int = 9
     # Ink darkness is a fraction of the local paper brightness. A component is ink when
@@ -180,8 +180,12 @@ def ink_map(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig(), reduced: np.
     h, w = gray.shape
     small = reduce_gray(gray, cfg) if reduced is None else reduced
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.bg_kernel, cfg.bg_kernel))
-    # a max filter wider than any stroke removes the ink, leaving the paper's light
-    bg = cv2.dilate(small, k)
+    # a grey closing wider than any stroke removes the ink, leaving the paper's light. A
+    # plain max filter would too, but it also carries bright paper a kernel's width
+    # across every shadow's edge, and the shaded strip then reads as ink: false digits
+    # along shadows, and digits lost in the dark strip (rendered scenes, seed 7:
+    # precision 98.45% -> 98.85%, read correctly 95.47% -> 95.43%)
+    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, k)
     # sepFilter2D with GaussianBlur's own kernel: the same result (within one grey level)
     # ~6x faster than GaussianBlur's bit-exact uint8 path for a kernel this wide
     g1d = _gaussian_kernel(cfg.bg_kernel / 2)
