@@ -202,8 +202,7 @@ def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
     paper, its edge trimmed), or ``None`` when the frame shows paper only.
 
     The paper is the largest bright region (Otsu on a 1/``scale`` image), filled to its
-    convex hull (a sheet is a convex quadrilateral; ink and shadows make holes), then
-    grown over its shaded parts up to the sheet's edge (:func:`_shaded_paper`). It is
+    convex hull (a sheet is a convex quadrilateral; ink and shadows make holes). It is
     trusted only when it is much brighter than the rest AND its border is a sharp edge:
     a soft shadow across a sheet that fills the frame also splits bright from dark, but
     over many pixels, and must not cut the shaded digits away. ``reduced``: ``gray``
@@ -252,36 +251,9 @@ def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
     median = float(np.mean(vals[mid : mid + 1] if len(vals) % 2 else vals[mid - 1 : mid + 1]))
     if median < min_sharpness * step:
         return None
-    filled = _shaded_paper(small, comp, filled, outside)
     # trim the paper's own edge (it binarizes as a long line) by a cell
     filled = cv2.erode(filled, np.ones((3, 3), np.uint8))
     return grow(filled * 255, (w, h))
-
-
-def _shaded_paper(small: np.ndarray, comp: np.ndarray, filled: np.ndarray, desk_level: float) -> np.ndarray:
-    """The sheet's hull grown over its shaded parts, which Otsu's split puts with the desk.
-
-    A watershed on the small image from two seeds, the bright paper (``comp``) and the
-    pixels darker than the mean outside the hull (``desk_level``: the desk, and dark
-    shade), puts the border between them at the strongest edge: the sheet's own edge,
-    not a shadow's soft one. The grown hull replaces ``filled`` only when it holds all of
-    it and still leaves some desk."""
-    markers = np.zeros(small.shape, np.int32)
-    markers[small < desk_level] = 2
-    markers[comp > 0] = 1
-    if not (markers == 2).any():
-        return filled
-    cv2.watershed(cv2.cvtColor(small, cv2.COLOR_GRAY2BGR), markers)
-    paper = (markers == 1).astype(np.uint8)
-    contours, _ = cv2.findContours(paper, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return filled
-    grown = np.zeros_like(filled)
-    cv2.fillConvexPoly(grown, cv2.convexHull(max(contours, key=cv2.contourArea)), 1)
-    n = cv2.countNonZero(grown)
-    if n > 0.96 * grown.size or cv2.countNonZero(cv2.bitwise_and(grown, filled)) < cv2.countNonZero(filled):
-        return filled
-    return grown
 
 
 def _long_runs(mask: np.ndarray, length: int, horizontal: bool, squeeze: int = 8) -> np.ndarray | None:
