@@ -6,7 +6,7 @@ and run by ONNX Runtime, which is 2-4x faster than PyTorch eager for a net this 
 on a CPU; PyTorch eager stays as the fallback (``backend="torch"``). When the
 checkpoint carries calibration images, the ONNX graph is quantized to int8 at load
 time (static, per-channel weights, ~0.1 s; the one-channel stem stays float32):
-another ~2.6x on CPUs with int8 dot products, for 0.01 points of MNIST accuracy
+another ~2.6x on CPUs with int8 dot products, for at most 0.01 points of MNIST accuracy
 (``backend="onnx"`` keeps float32).
 """
 
