@@ -274,6 +274,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: outputs closed", file=sys.stderr)
         return 130
+    except SystemError as err:
+        # a signal landing while a numba kernel calls back into Python arrives wrapped in
+        # SystemError; the outputs were closed on the way out all the same
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, KeyboardInterrupt):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, Shutdown):
+            print(f"stopped by signal {cause.signum}: outputs closed", file=sys.stderr)
+            return cause.exit_code
+        if isinstance(cause, KeyboardInterrupt):
+            print("interrupted: outputs closed", file=sys.stderr)
+            return 130
+        raise
 
 
 if __name__ == "__main__":
