@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not settings.verbose:
         quiet_opencv()
-    from realtime.sinks import Shutdown, SinkError, graceful_shutdown
+    from realtime.sinks import Shutdown, SinkError, graceful_shutdown, interruption
     from realtime.sources import SourceError
     from training.checkpoint import CheckpointError
 
@@ -268,25 +268,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SourceError, SinkError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except Shutdown as sig:
-        print(f"stopped by signal {sig.signum}: outputs closed", file=sys.stderr)
-        return sig.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as err:
+        # SystemError: a signal that landed inside a numba kernel (see interruption); the
+        # outputs were closed on the way out all the same
+        stop = interruption(err)
+        if stop is None:
+            raise
+        if isinstance(stop, Shutdown):
+            print(f"stopped by signal {stop.signum}: outputs closed", file=sys.stderr)
+            return stop.exit_code
         print("interrupted: outputs closed", file=sys.stderr)
         return 130
-    except SystemError as err:
-        # a signal landing while a numba kernel calls back into Python arrives wrapped in
-        # SystemError; the outputs were closed on the way out all the same
-        cause: BaseException | None = err
-        while cause is not None and not isinstance(cause, KeyboardInterrupt):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, Shutdown):
-            print(f"stopped by signal {cause.signum}: outputs closed", file=sys.stderr)
-            return cause.exit_code
-        if isinstance(cause, KeyboardInterrupt):
-            print("interrupted: outputs closed", file=sys.stderr)
-            return 130
-        raise
 
 
 if __name__ == "__main__":

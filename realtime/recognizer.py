@@ -332,9 +332,8 @@ class Recognizer:
         for n, c in enumerate(cands):
             w, h = c.box[2], c.box[3]
             if w / h >= cfg.split_min_aspect:
-                # CUTS_PER_WIDTH cut points per blob height of width: a lone likeliest cut
-                # (tried up to aspect 1.1 before) was often the wrong one in a pair of
-                # overlapping digits
+                # several cut points even for a blob barely wider than a digit: in a pair
+                # of overlapping digits the single deepest valley is often the wrong cut
                 cuts = int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
                 n_points, segs = cut_lattice(c, cfg, max_cuts=cuts)
                 lattices[n] = (n_points, [(i, j, len(crops) + k) for k, (i, j, _) in enumerate(segs)])

@@ -259,6 +259,16 @@ class Shutdown(KeyboardInterrupt):
         return 128 + self.signum
 
 
+def interruption(err: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or :class:`Shutdown` behind ``err`` (itself, or what it was raised
+    from), or ``None``. A signal that lands while numba-compiled code calls back into
+    Python reaches the caller wrapped in ``SystemError``, its cause the interrupt."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, KeyboardInterrupt):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
 def _default_signals() -> tuple[int, ...]:
     sigs = [signal.SIGINT, signal.SIGTERM]
     if hasattr(signal, "SIGBREAK"):  # Ctrl-Break on Windows

@@ -118,8 +118,8 @@ def test_training_cli_with_missing_scene_crops_is_one_error_line(mnist_dir: Path
 
 
 def test_cli_lattice_settings_change_what_is_mined(mnist_dir: Path, repo_root: Path, tmp_path: Path) -> None:
-    """The flags that reproduce the shipped model's crops reach the segmentation: with
-    lattices only from aspect 3.0 (almost never) fewer pieces and pairs are mined."""
+    """The miner's lattice flags reach the segmentation: with lattices only from aspect
+    3.0 (almost never) fewer pieces and pairs are mined."""
     counts = {}
     for name, extra in (("live", []), ("rare", ["--lattice-from", "3.0", "--part-min-height", "0.9"])):
         npz = tmp_path / f"{name}.npz"

@@ -24,6 +24,7 @@ from realtime.sinks import (
     VideoRecorder,
     graceful_shutdown,
     install_signal_handlers,
+    interruption,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,6 +149,29 @@ def test_graceful_shutdown_restores_handlers() -> None:
     restore()
     restore()
     assert signal.getsignal(signal.SIGTERM) is before_term
+
+
+def test_interruption_unwraps_a_signal_wrapped_by_compiled_code() -> None:
+    """A Shutdown raised inside numba's callback surfaces as SystemError chains; the CLI
+    must still see the signal (and must not mistake an unrelated error for one)."""
+    def wrapped(inner: BaseException) -> SystemError:
+        try:
+            try:
+                raise inner
+            except BaseException as e:
+                raise SystemError("returned a result with an exception set") from e
+        except SystemError as outer:
+            try:
+                raise SystemError("again") from outer
+            except SystemError as top:
+                return top
+
+    stop = interruption(wrapped(Shutdown(signal.SIGTERM)))
+    assert isinstance(stop, Shutdown) and stop.exit_code == 128 + signal.SIGTERM
+    assert isinstance(interruption(wrapped(KeyboardInterrupt())), KeyboardInterrupt)
+    assert interruption(wrapped(ValueError("not a signal"))) is None
+    direct = Shutdown(signal.SIGINT)
+    assert interruption(direct) is direct
 
 
 CHILD = textwrap.dedent(
