@@ -58,8 +58,10 @@ class SegmentConfig:
     # digits of one number are written at about one size)
     part_min_height: float = 0.55
     min_density: float = 0.06  # ink pixels / box area
-    max_density: float = 0.8  # only checked on boxes wider than max_density_aspect
-    max_density_aspect: float = 0.35
+    # a solid blob is not a digit, but a 1 drawn with a marker is a solid bar up to about
+    # half as wide as it is tall (found on rendered thick-pen 1s, seed 7)
+    max_density: float = 0.9  # only checked on boxes wider than max_density_aspect
+    max_density_aspect: float = 0.5
     # a straight run of ink longer than this share of the frame is a ruled or grid line;
     # digits up to ~160 px never have strokes that long at 640 px and up
     line_frac: float = 0.2

@@ -162,6 +162,20 @@ def test_specks_do_not_chain_two_rows_into_one_candidate():
     assert all(h <= 1.45 * zero.shape[0] for _, _, _, h in boxes)
 
 
+def test_marker_one_is_kept_but_a_solid_blob_is_not():
+    """A 1 drawn with a thick marker is a solid, slightly slanted bar (density ~0.85,
+    up to about half as wide as tall); a filled square (a sticker, a shadowed hole) is
+    solid and wide. The first is a candidate, the second is not."""
+    mask = np.zeros((120, 200), np.uint8)
+    bar = np.array([[40, 20], [56, 20], [57, 62], [41, 62]], np.int32)  # 18 x 43 px, density 0.87
+    cv2.fillConvexPoly(mask, bar, 255)
+    mask[30:70, 120:160] = 255
+    boxes = [c.box for c in find_candidates(mask)]
+    assert len(boxes) == 1, f"expected only the marker 1, got {boxes}"
+    x, y, w, h = boxes[0]
+    assert x == 40 and w / h > 0.35, boxes
+
+
 # --------------------------------------------------------------------------- paper mask
 
 
