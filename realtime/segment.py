@@ -199,16 +199,20 @@ def ink_map(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig(), reduced: np.
 
 
 def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
-               min_sharpness: float = 0.18, reduced: np.ndarray | None = None) -> np.ndarray | None:
+               min_step_share: float = 0.6, reduced: np.ndarray | None = None) -> np.ndarray | None:
     """The sheet of paper, when a darker desk is visible around it: uint8 mask (255 =
     paper, its edge trimmed), or ``None`` when the frame shows paper only.
 
     The paper is the largest bright region (Otsu on a 1/``scale`` image), filled to its
     convex hull (a sheet is a convex quadrilateral; ink and shadows make holes). It is
-    trusted only when it is much brighter than the rest AND its border is a sharp edge:
-    a soft shadow across a sheet that fills the frame also splits bright from dark, but
-    over many pixels, and must not cut the shaded digits away. ``reduced``: ``gray``
-    already reduced (see :func:`reduce_gray`), to reduce from instead of the full frame.
+    trusted only when it is much brighter than the rest AND its border is the sheet's
+    edge: across at least ``min_step_share`` of the border, the frame's brightness steps
+    down within a few pixels (see :func:`_border_steps`). A soft shadow across a sheet
+    that fills the frame also splits bright from dark, but over tens of pixels, and must
+    not cut the shaded digits away. A stretch of border without that step between two
+    stretches with it (a shadow across one of the sheet's corners) is replaced by the
+    corner where the sheet's two edges meet. ``reduced``: ``gray`` already reduced (see
+    :func:`reduce_gray`), to reduce from instead of the full frame.
     """
     h, w = gray.shape
     sw, sh = max(8, w // scale), max(8, h // scale)
@@ -236,26 +240,98 @@ def paper_mask(gray: np.ndarray, scale: int = 8, min_contrast: float = 35.0,
     step = inside - outside
     if step < min_contrast or cv2.countNonZero(comp) < 0.8 * n_in:
         return None
-    # sharpness: brightness gradient across the hull's border (not the frame's) vs the step
-    edge = np.zeros_like(comp)
-    cv2.polylines(edge, [hull], True, 1, 1)
-    edge[:1, :] = edge[-1:, :] = 0
-    edge[:, :1] = edge[:, -1:] = 0
-    if cv2.countNonZero(edge) < 8:
+    pts = hull[:, 0, :].astype(np.float64)
+    shares, counts = _border_steps(gray, pts, (w / sw, h / sh), 0.4 * step)
+    seen = counts > 0
+    if counts.sum() < 8 or float(np.dot(shares, counts)) < min_step_share * counts.sum():
         return None
-    f = small.astype(np.float32)
-    gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3) / 8
-    gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3) / 8
-    grad = cv2.dilate(np.sqrt(gx * gx + gy * gy), np.ones((3, 3), np.uint8))
-    # np.median's own result (the mean of the middle one or two values), by a plain sort
-    vals = np.sort(grad[edge > 0])
-    mid = len(vals) // 2
-    median = float(np.mean(vals[mid : mid + 1] if len(vals) % 2 else vals[mid - 1 : mid + 1]))
-    if median < min_sharpness * step:
-        return None
+    sharp = ~seen | (shares >= 0.5)
+    if not sharp.all():
+        hull = _complete_corners(pts, sharp, (sw, sh))
+        filled = np.zeros_like(comp)
+        cv2.fillConvexPoly(filled, hull, 1)
     # trim the paper's own edge (it binarizes as a long line) by a cell
     filled = cv2.erode(filled, np.ones((3, 3), np.uint8))
     return grow(filled * 255, (w, h))
+
+
+def _border_steps(gray: np.ndarray, pts: np.ndarray, cell: tuple[float, float], min_step: float,
+                  half: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Per edge of a convex polygon (``pts``, vertices in cells of ``cell`` frame pixels):
+    the share of brightness profiles across it, one every ~12 px, ``half`` px to either
+    side in the full frame, that step down by at least ``min_step`` from inside to out
+    within a few pixels (the 20-80% rise over at most half the profile's ends' distance),
+    and the number of profiles (0 for an edge along the frame's border).
+
+    A sheet on a desk steps down all along its edge, even under blur; a shadow's edge
+    rises over tens of pixels, and a row of digits along a shadow shows dips, not steps.
+    """
+    H, W = gray.shape
+    fx, fy = cell
+    xy = (pts + 0.5) * (fx, fy)
+    nxt = np.roll(xy, -1, axis=0)
+    k = len(xy)
+    vec = nxt - xy
+    length = np.hypot(vec[:, 0], vec[:, 1])
+    lo, hi = np.minimum(xy, nxt), np.maximum(xy, nxt)
+    border = (hi[:, 0] <= fx) | (hi[:, 1] <= fy) | (lo[:, 0] >= W - fx) | (lo[:, 1] >= H - fy)
+    use = ~border & (length >= 1)
+    counts = np.where(use, np.maximum(1, (length / 12).astype(np.int64)) + 1, 0)
+    shares = np.zeros(k)
+    if not counts.any():
+        return shares, counts
+    # one profile every ~12 px along each edge, from 10% to 90% of its length, all at once
+    edge = np.repeat(np.arange(k), counts)
+    first = np.cumsum(counts) - counts
+    pos = (np.arange(len(edge)) - first[edge]) / np.maximum(counts[edge] - 1, 1)
+    s = 0.1 + 0.8 * pos
+    d = vec / np.maximum(length, 1e-9)[:, None]
+    normal = np.stack([d[:, 1], -d[:, 0]], axis=1)
+    outward = np.sign(np.einsum("ij,ij->i", (xy + nxt) / 2 - xy.mean(axis=0), normal))
+    normal *= np.where(outward == 0, 1.0, outward)[:, None]
+    mid = xy[edge] + s[:, None] * vec[edge]
+    t = np.arange(-half, half + 1, dtype=np.float64)
+    xs = np.clip(np.rint(mid[:, :1] + t * normal[edge, :1]), 0, W - 1).astype(np.intp)
+    ys = np.clip(np.rint(mid[:, 1:] + t * normal[edge, 1:]), 0, H - 1).astype(np.intp)
+    prof = gray[ys, xs].astype(np.float32)
+    ins = np.sort(prof[:, :8], axis=1)[:, 3:5].mean(axis=1)  # medians of 8
+    out = np.sort(prof[:, -8:], axis=1)[:, 3:5].mean(axis=1)
+    rise = ins - out
+    frac = (prof - out[:, None]) / np.maximum(rise, 1.0)[:, None]
+    width = ((frac > 0.2) & (frac < 0.8)).sum(axis=1)
+    ok = (rise >= min_step) & (width <= half // 2)
+    shares = np.bincount(edge, weights=ok, minlength=k) / np.maximum(counts, 1)
+    return shares, counts
+
+
+def _complete_corners(pts: np.ndarray, sharp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The convex polygon ``pts`` with every run of soft edges (``~sharp``) between two
+    sharp ones replaced by the point where the sharp edges' lines meet, when that point
+    lies in the frame (``size``: width, height in the polygon's units)."""
+    k = len(pts)
+    sw, sh = size
+    out: list[np.ndarray] = []
+    first = int(np.argmax(sharp))
+    e = 0
+    while e < k:
+        a = (first + e) % k
+        out.append(pts[a])
+        r = e + 1
+        while r < k and not sharp[(first + r) % k]:
+            r += 1
+        if sharp[a] and r > e + 1:
+            b = (first + r) % k
+            p1, d1 = pts[a], pts[(a + 1) % k] - pts[a]
+            p3, d2 = pts[b], pts[(b + 1) % k] - pts[b]
+            den = d1[0] * d2[1] - d1[1] * d2[0]
+            if abs(den) > 1e-9:
+                corner = p1 + ((p3[0] - p1[0]) * d2[1] - (p3[1] - p1[1]) * d2[0]) / den * d1
+                if -1 <= corner[0] <= sw and -1 <= corner[1] <= sh:
+                    out.append(corner)
+                    e = r
+                    continue
+        e += 1
+    return cv2.convexHull(np.rint(np.array(out)).astype(np.int32).reshape(-1, 1, 2))
 
 
 def _long_runs(mask: np.ndarray, length: int, horizontal: bool, squeeze: int = 8) -> np.ndarray | None:

@@ -201,6 +201,42 @@ def test_paper_mask_none_when_frame_is_all_paper(mnist_test, overrides):
         assert paper_mask(ink_gray(frame)) is None, f"seed {seed} {overrides}: a sheet edge found on all-paper frame"
 
 
+@pytest.mark.parametrize("seed, overrides", [
+    (9, {"shadow": 1.0, "lines": "ruled", "paper": "gray"}),
+    (11, {"shadow": 1.0, "lines": "ruled", "paper": "gray"}),
+    (9, {"shadow": 0.7, "blur": "defocus", "lines": "ruled"}),
+])
+def test_deep_shadow_on_all_paper_is_not_a_sheet_edge(mnist_test, seed, overrides):
+    """A deep, soft shadow with a row of digits along it: the shaded part is darker by
+    more than a desk would be, and the digits give the border sharp gradients, but
+    the light does not step down across it. (A gradient test at 1/8 scale took these
+    frames for a sheet on a desk and dropped 9-14 digits in each.)"""
+    frame, truths, _ = render_scene(seed, SceneConfig.clean(**overrides), mnist_test)
+    assert paper_mask(ink_gray(frame)) is None
+    _, cands = segment(frame)
+    found = match([{"box": c.box} for c in cands], truths)
+    assert len(found.missed_truths) <= 1, f"{len(found.missed_truths)} of {len(truths)} digits lost"
+
+
+@pytest.mark.parametrize("seed, overrides", [
+    (0, {"desk": True, "shadow": 0.8, "tilt": 0.5}),
+    (6, {"desk": True, "shadow": 1.0, "paper": "gray"}),
+])
+def test_shadow_over_a_sheet_corner_keeps_the_corner(mnist_test, seed, overrides):
+    """A shadow across one corner of a sheet on a desk makes the corner as dark as the
+    desk; the sheet's two edges still meet there, so the corner stays in the mask."""
+    frame, truths, _ = render_scene(seed, SceneConfig.clean(**overrides), mnist_test)
+    mask = paper_mask(ink_gray(frame))
+    assert mask is not None
+    outside = [t.box for t in truths if not mask[t.box[1] + t.box[3] // 2, t.box[0] + t.box[2] // 2]]
+    assert outside == [], f"digits outside the sheet mask: {outside}"
+    h, w = mask.shape
+    assert not any(mask[y, x] for y, x in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)))
+    _, cands = segment(frame)
+    found = match([{"box": c.box} for c in cands], truths)
+    assert found.missed_truths == [], f"{len(found.missed_truths)} of {len(truths)} digits lost"
+
+
 # --------------------------------------------------------------------------- ink colour
 
 
