@@ -72,7 +72,7 @@ def mine_frame(rec: Any, frame: np.ndarray, truths: Sequence[Any], min_iou: floa
     holds most of two or more digits. Those are the wrong readings a touching blob
     offers; in between (a digit with a sliver of its neighbour) nothing is kept."""
     ink, cands = rec.candidates(frame)
-    crops, _ = rec.hypotheses(cands)
+    crops = rec.hypotheses(cands)[0]
     pos, labels, neg = [], [], []
     for c in crops:
         scores = [iou(c.box, t.box) for t in truths]

@@ -38,6 +38,8 @@ from realtime.segment import (
     Timer,
     best_chain,
     cut_lattice,
+    merge_pieces,
+    piece_pairs,
     segment,
     untimed,
 )
@@ -64,6 +66,13 @@ SPLIT_BONUS = 0.1
 SPLIT_MARGIN = 0.0
 SPLIT_MIN_CONF = 0.03
 CUTS_PER_WIDTH = 4.0
+# Two candidates that may be pieces of one broken digit (segment.piece_pairs) are read as
+# that digit when its reading, at least MERGE_MIN_CONF and a digit, scores higher than
+# the pieces' own readings together (each also scoring SPLIT_BONUS). Chosen on seed 7.
+MERGE_MIN_CONF = 0.5
+
+Lattices = dict[int, tuple[int, list[tuple[int, int, int]]]]
+Merges = list[tuple[int, int, int]]
 
 
 @contextlib.contextmanager
@@ -323,14 +332,15 @@ class Recognizer:
         out = [d for d in out if d.digit < 10 and d.confidence >= threshold]
         return out
 
-    def hypotheses(self, cands: Sequence[Candidate]
-                   ) -> tuple[list[Candidate], dict[int, tuple[int, list[tuple[int, int, int]]]]]:
-        """Every crop worth classifying: the candidates themselves, then the stretches of
-        each wide candidate's cut lattice. Returns ``(crops, lattices)``; ``lattices`` maps
-        a candidate's index to ``(number of cut points, [(i, j, index into crops)])``."""
+    def hypotheses(self, cands: Sequence[Candidate]) -> tuple[list[Candidate], Lattices, Merges]:
+        """Every crop worth classifying: the candidates themselves, the stretches of each
+        wide candidate's cut lattice, and the union of every pair of candidates that may
+        be pieces of one broken digit. Returns ``(crops, lattices, merges)``:
+        ``lattices`` maps a candidate's index to ``(number of cut points, [(i, j, index
+        into crops)])``; ``merges`` lists ``(a, b, index into crops)``."""
         cfg = self.segment_config
         crops: list[Candidate] = list(cands)
-        lattices: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
+        lattices: Lattices = {}
         for n, c in enumerate(cands):
             w, h = c.box[2], c.box[3]
             if w / h >= cfg.split_min_aspect:
@@ -340,42 +350,68 @@ class Recognizer:
                 n_points, segs = cut_lattice(c, cfg, max_cuts=cuts)
                 lattices[n] = (n_points, [(i, j, len(crops) + k) for k, (i, j, _) in enumerate(segs)])
                 crops.extend(part for _, _, part in segs)
-        return crops, lattices
+        merges: Merges = []
+        for a, b in piece_pairs([c.box for c in cands]):
+            merges.append((a, b, len(crops)))
+            crops.append(merge_pieces(cands[a], cands[b]))
+        return crops, lattices, merges
 
     def resolve(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False, timer: Timer = untimed,
                 ) -> list[tuple[Candidate, np.ndarray]]:
-        """Stages 4-5: classify every candidate, and every way of splitting a wide one
-        into touching digits, in ONE batch; keep, per candidate, the reading the
-        classifier is most confident about. Returns ``(candidate, probabilities)``."""
+        """Stages 4-5: classify every candidate, every way of splitting a wide one into
+        touching digits, and every way of joining two into one broken digit, in ONE
+        batch; keep the readings the classifier is most confident about. Returns
+        ``(candidate, probabilities)``."""
         with timer("cut lattices"):
-            crops, lattices = self.hypotheses(cands)
+            crops, lattices, merges = self.hypotheses(cands)
         with timer("normalization"):
             batch = self.crops(ink, crops, plain=plain)
         with timer("network"):
             probs = self.predict(batch)
         with timer("split choices"):
-            return self._choose(cands, crops, lattices, probs)
+            return self._choose(cands, crops, lattices, merges, probs)
 
-    def _choose(self, cands: Sequence[Candidate], crops: Sequence[Candidate],
-                lattices: dict[int, tuple[int, list[tuple[int, int, int]]]], probs: np.ndarray,
-                ) -> list[tuple[Candidate, np.ndarray]]:
-        """Per candidate, the whole blob's reading or the best chain of its lattice's parts."""
+    def _choose(self, cands: Sequence[Candidate], crops: Sequence[Candidate], lattices: Lattices,
+                merges: Merges, probs: np.ndarray) -> list[tuple[Candidate, np.ndarray]]:
+        """Per candidate, the whole blob's reading or the best chain of its lattice's
+        parts; then two candidates are read as one digit where that reading scores
+        higher than their own readings together."""
         cfg = self.segment_config
         conf = probs[:, :10].max(axis=1)
-        chosen: list[tuple[Candidate, np.ndarray]] = []
+        plans: list[list[int] | None] = []
+        scores: list[float] = []
         for n, c in enumerate(cands):
             aspect = c.box[2] / c.box[3]
             # a blob too wide for one digit may only be read as several
             best = [n] if aspect <= cfg.whole_max_aspect else None
+            score = float(np.log(conf[n])) + SPLIT_BONUS if best is not None else float("-inf")
             if n in lattices:
                 n_points, segs = lattices[n]
-                path, score = best_chain(n_points, [(i, j, float(conf[k])) for i, j, k in segs],
+                path, chain = best_chain(n_points, [(i, j, float(conf[k])) for i, j, k in segs],
                                          min_conf=SPLIT_MIN_CONF, bonus=SPLIT_BONUS)
                 # splitting must clearly beat reading the blob whole
-                whole = float(np.log(conf[n])) + SPLIT_BONUS + np.log1p(SPLIT_MARGIN)
-                if path and (best is None or score > whole):
-                    best = [segs[s][2] for s in path]
-            if best is not None:
+                if path and (best is None or chain > score + np.log1p(SPLIT_MARGIN)):
+                    best, score = [segs[s][2] for s in path], chain
+            plans.append(best)
+            scores.append(score)
+        joined: dict[int, int] = {}
+        gains = [(float(np.log(conf[k])) + SPLIT_BONUS - scores[a] - scores[b], a, b, k) for a, b, k in merges]
+        for gain, a, b, k in sorted(gains, reverse=True):
+            # the pieces must be read as one digit at least MERGE_MIN_CONF, and better
+            # than as what they are on their own
+            if gain <= 0:
+                break
+            if conf[k] < MERGE_MIN_CONF or probs[k].argmax() == 10:
+                continue
+            if a in joined or b in joined:
+                continue
+            joined[a], joined[b] = k, -1
+        chosen: list[tuple[Candidate, np.ndarray]] = []
+        for n, best in enumerate(plans):
+            if n in joined:
+                if joined[n] >= 0:
+                    chosen.append((crops[joined[n]], probs[joined[n]]))
+            elif best is not None:
                 chosen.extend((crops[i], probs[i]) for i in best)
         return chosen
 

@@ -701,6 +701,52 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
     return len(points), segs
 
 
+def piece_pairs(boxes: Sequence[Sequence[int]], max_aspect: float = 1.2, max_gap: float = 0.2,
+                stack_overlap: float = 0.3, side_overlap: float = 0.6, min_share: float = 0.4,
+                ) -> list[tuple[int, int]]:
+    """Pairs of candidates that may be two pieces of one broken digit: ``(i, j)``, i < j.
+
+    A digit drawn with a faint or skipping pen can break into pieces that are each
+    digit-like: a 3's two bowls stacked, a 0's two sides, a 7's bar above its stem.
+    Merging them by geometry alone would also merge digits of consecutive rows and
+    neighbours in a number, so this only proposes the pairs; the classifier decides
+    (see ``Recognizer``). A pair is proposed when the union of the two boxes is shaped
+    like one digit (width at most ``max_aspect`` times its height, the taller piece at
+    least ``min_share`` of its height) and the pieces are close (a gap of at most ``max_gap`` of the
+    union's height), either stacked (x-overlap at least ``stack_overlap`` of the
+    narrower) or side by side (y-overlap at least ``side_overlap`` of the shorter).
+    """
+    if len(boxes) < 2:
+        return []
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x0, y0 = b[:, 0], b[:, 1]
+    x1, y1 = x0 + b[:, 2], y0 + b[:, 3]
+    ux = np.maximum(x1[:, None], x1[None]) - np.minimum(x0[:, None], x0[None])
+    uy = np.maximum(y1[:, None], y1[None]) - np.minimum(y0[:, None], y0[None])
+    ox = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])  # < 0: a gap
+    oy = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
+    w, h = b[:, 2], b[:, 3]
+    narrower = np.minimum(w[:, None], w[None])
+    shorter = np.minimum(h[:, None], h[None])
+    taller = np.maximum(h[:, None], h[None])
+    shaped = (ux <= max_aspect * uy) & (taller >= min_share * uy)
+    stacked = (ox >= stack_overlap * narrower) & (-oy <= max_gap * uy)
+    side = (oy >= side_overlap * shorter) & (-ox <= max_gap * uy)
+    ok = np.triu(shaped & (stacked | side), 1)
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(ok))]
+
+
+def merge_pieces(a: Candidate, b: Candidate) -> Candidate:
+    """One candidate of two: the union box, and both masks in it."""
+    (ax, ay, aw, ah), (bx, by, bw, bh) = a.box, b.box
+    x, y = min(ax, bx), min(ay, by)
+    w, h = max(ax + aw, bx + bw) - x, max(ay + ah, by + bh) - y
+    mask = np.zeros((h, w), bool)
+    mask[ay - y : ay - y + ah, ax - x : ax - x + aw] |= a.mask
+    mask[by - y : by - y + bh, bx - x : bx - x + bw] |= b.mask
+    return Candidate(box=(x, y, w, h), mask=mask)
+
+
 def best_chain(n_points: int, segs: Sequence[tuple[int, int, float]], min_conf: float = 0.5,
                bonus: float = 0.0, max_parts: int = 8) -> tuple[list[int], float]:
     """The chain of segments from point 0 to point ``n_points - 1`` that the classifier

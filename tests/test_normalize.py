@@ -202,7 +202,7 @@ def test_compiled_kernels_match_the_opencv_route(mnist_test, numpy_route):
         cfg = SceneConfig.clean(pen_px=pen, touching_prob=0.5, group_prob=0.8, lines="ruled", blur="defocus")
         frame, _, _ = render_scene(seed, cfg, mnist_test)
         ink, cands = segment(frame)
-        crops, _ = rec.hypotheses(cands)
+        crops = rec.hypotheses(cands)[0]
         boxes, masks = [c.box for c in crops], [c.mask for c in crops]
         fast = to_mnist_batch(ink, boxes, masks)
         with numpy_route():

@@ -213,6 +213,36 @@ def test_a_wide_single_digit_is_read_whole(recognizer, mnist_test):
     assert read >= 10, f"{read}/{len(picks)} wide digits read whole and right"
 
 
+def test_a_digit_broken_in_two_is_read_as_one(recognizer, mnist_test):
+    """A pen that skips breaks a digit into two pieces that each look digit-like (a 3's
+    two bowls, a 5's bar above its body, a 0's two sides). The pieces are read as the
+    one digit they form, not as two digits or two fragments."""
+    images, labels = mnist_test
+    read = cases = 0
+    picks = [i for i in range(400) if labels[i] in (0, 2, 3, 5, 7, 8)][:30]
+    for i in picks:
+        ys, xs = np.nonzero(images[i] > 64)
+        ink = images[i][ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        glyph = cv2.resize(ink, (max(12, round(60 * ink.shape[1] / ink.shape[0])), 60), interpolation=cv2.INTER_CUBIC)
+        # a horizontal gap for digits with a waist, a vertical one for 0s
+        gap = glyph.copy()
+        if labels[i] == 0:
+            mid = glyph.shape[1] // 2
+            gap[:, mid - 3:mid + 3] = 0
+        else:
+            gap[27:33] = 0
+        n, _, stats, _ = cv2.connectedComponentsWithStats((gap > 64).astype(np.uint8), connectivity=8)
+        if n != 3 or min(stats[1:, cv2.CC_STAT_HEIGHT]) < 14:
+            continue  # not two digit-sized pieces
+        cases += 1
+        frame = np.full((240, 320), 230, np.uint8)
+        frame[80:140, 100:100 + gap.shape[1]] = 230 - (gap.astype(np.float32) * 0.85).astype(np.uint8)
+        dets = recognizer.detect(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        read += len(dets) == 1 and dets[0].digit == labels[i]
+    assert cases >= 10, f"only {cases} digits broke into two pieces"
+    assert read >= 0.8 * cases, f"{read}/{cases} broken digits read as one and right"
+
+
 def test_empty_and_noise_frames_give_nothing(recognizer):
     white = np.full((480, 640, 3), 235, np.uint8)
     assert recognizer.detect(white) == []

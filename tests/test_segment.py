@@ -26,6 +26,8 @@ from realtime.segment import (
     segment,
     best_chain,
     cut_lattice,
+    merge_pieces,
+    piece_pairs,
     to_gray,
 )
 from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: mnist_test)
@@ -436,6 +438,22 @@ def test_no_jit_switch_disables_the_kernels():
     env = dict(os.environ, DIGITS_NO_JIT="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_piece_pairs_proposes_pieces_of_one_digit_only():
+    """Two bowls of a 3 with a pen skip between them, and the two sides of a broken 0,
+    are proposed; digits of consecutive rows and neighbours in a number are not."""
+    boxes = [
+        (10, 10, 30, 28), (12, 42, 30, 28),  # a 3's bowls, a 4 px gap: one 60 px digit
+        (100, 10, 14, 60), (118, 12, 14, 58),  # a 0's two sides
+        (200, 10, 36, 60), (200, 110, 36, 60),  # one row's digit above the next row's
+        (300, 10, 36, 60), (348, 10, 36, 60),  # neighbours in a number
+    ]
+    assert piece_pairs(boxes) == [(0, 1), (2, 3)]
+    merged = merge_pieces(Candidate(box=(10, 10, 2, 2), mask=np.ones((2, 2), bool)),
+                          Candidate(box=(13, 14, 1, 1), mask=np.ones((1, 1), bool)))
+    assert merged.box == (10, 10, 4, 5)
+    assert merged.mask.sum() == 5 and merged.mask[4, 3] and not merged.mask[4, 0]
 
 
 def test_best_chain_prefers_the_most_believable_reading():
