@@ -34,9 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainSettings:
                    help="conv channels at 28, 14 and 7 px")
     p.add_argument("--negatives", type=float, default=d.negatives,
                    help="share of each batch replaced by non-digits taught as an 11th class 'not a digit': "
-                        "the pipeline's wrong readings from --scene-crops (plus generated letters) when it "
-                        "has them, else generated digit pairs, scribbles, dashes and letters; 0 trains "
-                        "digits only")
+                        "the pipeline's wrong readings from --scene-crops when it has them, else generated "
+                        "digit pairs, scribbles and dashes; 0 trains digits only")
     p.add_argument("--scene-crops", default=d.scene_crops, metavar="NPZ",
                    help="also train on these pipeline crops of rendered MNIST training digits "
                         "(made by python -m benchmarks.scene_crops); default: MNIST only")

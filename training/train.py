@@ -37,13 +37,10 @@ from training.checkpoint import (
 from training.data import load_mnist, load_scene_crops
 from training.evaluate import evaluate_model, plot_confusion, plot_curves, plot_mistakes
 from training.model import DigitNet, ModelConfig, build_model, count_macs, count_parameters
-from training.negatives import NOT_A_DIGIT, make_letters, make_negatives
+from training.negatives import NOT_A_DIGIT, make_negatives
 
 NEGATIVE_CLASS = 10
 NEGATIVE_BANK = 30000  # generated once per run; augmentation varies them further
-# mined negatives are pieces and pairs of digits, never letters: generated letters are
-# added, this many per mined negative
-LETTER_SHARE = 0.2
 
 log = logging.getLogger(__name__)
 
@@ -237,12 +234,9 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     model = build_model(ModelConfig(widths=tuple(settings.widths), num_classes=n_classes))
     negatives = None
     if settings.negatives > 0:
-        # the pipeline's own wrong readings (and letters) when the scene crops carry them, else generated
-        if mined_negatives is not None:
-            letters = make_letters(int(LETTER_SHARE * len(mined_negatives)), seed=settings.seed)
-            negatives = torch.cat([mined_negatives, letters])
-        else:
-            negatives = make_negatives(NEGATIVE_BANK, train_x[:n_mnist], seed=settings.seed)
+        # the pipeline's own wrong readings when the scene crops carry them, else generated
+        negatives = mined_negatives if mined_negatives is not None else make_negatives(
+            NEGATIVE_BANK, train_x[:n_mnist], seed=settings.seed)
     class_names = CLASS_NAMES + ([NOT_A_DIGIT] if settings.negatives > 0 else [])
     steps_per_epoch = len(train_x) // settings.batch_size
     optimizer, scheduler = make_optimizer(model, settings, steps_per_epoch)
