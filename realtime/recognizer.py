@@ -377,7 +377,8 @@ class Recognizer:
         parts; then two candidates are read as one digit where that reading scores
         higher than their own readings together."""
         cfg = self.segment_config
-        conf = probs[:, :10].max(axis=1)
+        # floored: a probability that underflowed to 0 must still have a logarithm
+        conf = np.maximum(probs[:, :10].max(axis=1), 1e-12)
         plans: list[list[int] | None] = []
         scores: list[float] = []
         for n, c in enumerate(cands):
