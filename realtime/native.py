@@ -13,7 +13,9 @@ and the pairwise fragment merging. Compiled, these run in one call per frame or 
 - ``merge`` and ``group_masks``: fragment merging and candidate masks
   (:func:`realtime.segment.find_candidates`);
 - ``squeeze8``: the 8x squeezes line removal starts with, counted a 64-bit word (8
-  pixels) at a time instead of in several numpy passes.
+  pixels) at a time instead of in several numpy passes;
+- ``steps``: the brightness profiles across the sheet's border
+  (:func:`realtime.segment.paper_mask`).
 
 Every kernel gives exactly what the numpy/OpenCV code beside it gives (tests compare
 them on rendered frames); that code stays the route taken when numba is not
@@ -494,13 +496,70 @@ def _squeeze8(words, horizontal, at_least):
     return out
 
 
+def _steps(gray, xy, fx, fy, min_step, half):
+    # as realtime.segment._border_steps, one profile at a time
+    H, W = gray.shape
+    k = xy.shape[0]
+    shares = np.zeros(k)
+    counts = np.zeros(k, np.int64)
+    cx = 0.0
+    cy = 0.0
+    for e in range(k):
+        cx += xy[e, 0]
+        cy += xy[e, 1]
+    cx /= k
+    cy /= k
+    n = 2 * half + 1
+    prof = np.empty(n)
+    ends = np.empty(8)
+    for e in range(k):
+        f = (e + 1) % k
+        x0, y0, x1, y1 = xy[e, 0], xy[e, 1], xy[f, 0], xy[f, 1]
+        vx, vy = x1 - x0, y1 - y0
+        length = np.hypot(vx, vy)
+        border = (max(x0, x1) <= fx or max(y0, y1) <= fy or min(x0, x1) >= W - fx or min(y0, y1) >= H - fy)
+        if border or not length >= 1:
+            continue
+        m = max(1, int(length / 12)) + 1
+        counts[e] = m
+        dl = max(length, 1e-9)
+        nx, ny = vy / dl, -(vx / dl)
+        ox, oy = (x0 + x1) / 2 - cx, (y0 + y1) / 2 - cy
+        if ox * nx + oy * ny < 0:
+            nx, ny = nx * -1.0, ny * -1.0
+        good = 0
+        for i in range(m):
+            s = 0.1 + 0.8 * (i / max(m - 1, 1))
+            mx, my = x0 + s * vx, y0 + s * vy
+            for j in range(n):
+                t = float(j - half)
+                px = min(max(np.rint(mx + t * nx), 0.0), W - 1.0)
+                py = min(max(np.rint(my + t * ny), 0.0), H - 1.0)
+                prof[j] = float(gray[int(py), int(px)])
+            ends[:] = np.sort(prof[:8])
+            ins = (ends[3] + ends[4]) / 2
+            ends[:] = np.sort(prof[n - 8 :])
+            out = (ends[3] + ends[4]) / 2
+            rise = ins - out
+            r = max(rise, 1.0)
+            width = 0
+            for j in range(n):
+                a = prof[j] - out
+                if a > 0.2 * r and a < 0.8 * r:
+                    width += 1
+            if rise >= min_step and width <= half // 2:
+                good += 1
+        shares[e] = good / m
+    return shares, counts
+
+
 _KERNELS = (_masked, _stroke_width, _morph, _area_table, _resize_area, _area_generic, _prepare, _place, _lattice,
-            _group_masks, _merge, _squeeze8)
+            _group_masks, _merge, _squeeze8, _steps)
 if numba is not None:
     # lazily compiled on first call; every kernel calls the others' compiled versions
     _njit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
     (_masked, _stroke_width, _morph, _area_table, _resize_area, _area_generic, _prepare, _place, _lattice,
-     _group_masks, _merge, _squeeze8) = (_njit(f) for f in _KERNELS)
+     _group_masks, _merge, _squeeze8, _steps) = (_njit(f) for f in _KERNELS)
 
 
 def _examples() -> dict[str, tuple]:
@@ -517,13 +576,14 @@ def _examples() -> dict[str, tuple]:
         "group_masks": (labels, np.array([-1, 0], np.int64), 0, 0, np.array([[3, 2, 5, 6]], np.int64), ink, 100.0),
         "merge": (col, col, col + 4, col + 9, col + 20, True, 0.5, 1.45),
         "squeeze8": (np.zeros((8, 1), np.uint64), True, 2),
+        "steps": (np.zeros((64, 64), np.uint8), np.array([[8.0, 8.0], [56.0, 8.0], [56.0, 56.0]]), 8.0, 8.0, 20.0, 20),
     }
 
 
 @lru_cache(maxsize=None)
 def compiled(name: str):  # noqa: ANN201 - a numba dispatcher
     """The compiled kernel ``name`` (``prepare``, ``place``, ``lattice``, ``group_masks``,
-    ``merge`` or ``squeeze8``), compiled or loaded from the disk cache and tried once on a tiny input;
+    ``merge``, ``squeeze8`` or ``steps``), compiled or loaded from the disk cache and tried once on a tiny input;
     ``None`` when numba is unavailable, disabled (``DIGITS_NO_JIT=1``) or fails, and the
     caller takes its numpy/OpenCV route."""
     if not ENABLED:

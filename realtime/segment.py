@@ -269,6 +269,9 @@ def _border_steps(gray: np.ndarray, pts: np.ndarray, cell: tuple[float, float], 
     H, W = gray.shape
     fx, fy = cell
     xy = (pts + 0.5) * (fx, fy)
+    kernel = native.compiled("steps")
+    if kernel is not None:
+        return kernel(gray, np.ascontiguousarray(xy), float(fx), float(fy), float(min_step), int(half))
     nxt = np.roll(xy, -1, axis=0)
     k = len(xy)
     vec = nxt - xy
@@ -287,18 +290,21 @@ def _border_steps(gray: np.ndarray, pts: np.ndarray, cell: tuple[float, float], 
     s = 0.1 + 0.8 * pos
     d = vec / np.maximum(length, 1e-9)[:, None]
     normal = np.stack([d[:, 1], -d[:, 0]], axis=1)
-    outward = np.sign(np.einsum("ij,ij->i", (xy + nxt) / 2 - xy.mean(axis=0), normal))
-    normal *= np.where(outward == 0, 1.0, outward)[:, None]
+    centre = xy.sum(axis=0) / k
+    mids = (xy + nxt) / 2 - centre
+    outward = mids[:, 0] * normal[:, 0] + mids[:, 1] * normal[:, 1]
+    normal[outward < 0] *= -1.0
     mid = xy[edge] + s[:, None] * vec[edge]
     t = np.arange(-half, half + 1, dtype=np.float64)
     xs = np.clip(np.rint(mid[:, :1] + t * normal[edge, :1]), 0, W - 1).astype(np.intp)
     ys = np.clip(np.rint(mid[:, 1:] + t * normal[edge, 1:]), 0, H - 1).astype(np.intp)
-    prof = gray[ys, xs].astype(np.float32)
-    ins = np.sort(prof[:, :8], axis=1)[:, 3:5].mean(axis=1)  # medians of 8
-    out = np.sort(prof[:, -8:], axis=1)[:, 3:5].mean(axis=1)
+    prof = gray[ys, xs].astype(np.float64)
+    ins = np.sort(prof[:, :8], axis=1)[:, 3:5].sum(axis=1) / 2  # medians of 8
+    out = np.sort(prof[:, -8:], axis=1)[:, 3:5].sum(axis=1) / 2
     rise = ins - out
-    frac = (prof - out[:, None]) / np.maximum(rise, 1.0)[:, None]
-    width = ((frac > 0.2) & (frac < 0.8)).sum(axis=1)
+    r = np.maximum(rise, 1.0)[:, None]
+    above = prof - out[:, None]
+    width = ((above > 0.2 * r) & (above < 0.8 * r)).sum(axis=1)
     ok = (rise >= min_step) & (width <= half // 2)
     shares = np.bincount(edge, weights=ok, minlength=k) / np.maximum(counts, 1)
     return shares, counts

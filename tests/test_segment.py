@@ -410,6 +410,31 @@ def test_compiled_merging_and_masks_match_numpy(mnist_test, numpy_route):
 
 
 @pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
+def test_compiled_border_steps_match_numpy(mnist_test, numpy_route):
+    """The sheet's border profiles compiled give numpy's shares exactly: sheets on a desk
+    (tilted, shadowed over a corner) and deep shadows on all-paper frames."""
+    from realtime.segment import _border_steps
+
+    cases = [(s, SceneConfig.clean(desk=True, tilt=0.8, shadow=0.8)) for s in range(4)]
+    cases += [(9, SceneConfig.clean(shadow=1.0, lines="ruled", paper="gray")), (6, SceneConfig(desk=True))]
+    seen = 0
+    for seed, cfg in cases:
+        frame, _, _ = render_scene(seed, cfg, mnist_test)
+        gray = ink_gray(frame)
+        h, w = gray.shape
+        # a hull like the sheet's, and one cut across the frame
+        for pts in (np.array([[3.0, 2.0], [75.0, 4.0], [77.0, 55.0], [5.0, 57.0]]),
+                    np.array([[0.0, 20.0], [79.0, 30.0], [79.0, 59.0], [0.0, 59.0]])):
+            fast = _border_steps(gray, pts, (w / 80, h / 60), 30.0)
+            with numpy_route():
+                slow = _border_steps(gray, pts, (w / 80, h / 60), 30.0)
+            assert np.array_equal(fast[1], slow[1]) and np.array_equal(fast[0], slow[0]), (seed, fast, slow)
+            seen += int(fast[1].sum())
+        assert paper_mask(gray) is None or paper_mask(gray).shape == gray.shape
+    assert seen > 100
+
+
+@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
 def test_compiled_line_squeeze_matches_numpy(numpy_route):
     """The 8x squeeze that line removal starts with, compiled (word-wise counts), equals
     numpy's, along both axes, at every count threshold, on masks from sparse to full."""
