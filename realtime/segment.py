@@ -11,6 +11,11 @@ Stages, each a pure function of its inputs:
 3. ``find_candidates``: connected components, fragments of one digit merged (a 5's
    detached bar, a broken 4), then components kept when digit-like by size relative to
    the frame, aspect ratio and ink density.
+
+Beside them: ``paper_mask`` (the sheet, when a desk shows around it), and the
+hypotheses the recognizer classifies on top of the candidates: ``cut_lattice`` (ways
+to split a blob of touching digits) and ``piece_pairs`` (pairs that may be one broken
+digit).
 """
 
 from __future__ import annotations
@@ -718,9 +723,10 @@ def piece_pairs(boxes: Sequence[Sequence[int]], max_aspect: float = 1.2, max_gap
     neighbours in a number, so this only proposes the pairs; the classifier decides
     (see ``Recognizer``). A pair is proposed when the union of the two boxes is shaped
     like one digit (width at most ``max_aspect`` times its height, the taller piece at
-    least ``min_share`` of its height) and the pieces are close (a gap of at most ``max_gap`` of the
-    union's height), either stacked (x-overlap at least ``stack_overlap`` of the
-    narrower) or side by side (y-overlap at least ``side_overlap`` of the shorter).
+    least ``min_share`` of its height) and the pieces are close (a gap of at most
+    ``max_gap`` of the union's height), either stacked (x-overlap at least
+    ``stack_overlap`` of the narrower) or side by side (y-overlap at least
+    ``side_overlap`` of the shorter). The limits were chosen on the seed-7 scenes.
     """
     if len(boxes) < 2:
         return []
