@@ -54,7 +54,9 @@ class SegmentConfig:
     # wider components are kept as possibly touching digits, for the recognizer to split:
     # from split_min_aspect a blob is also tried as a lattice of cuts (touching digits
     # overlap, so a pair can be as narrow as one wide digit)
-    max_aspect: float = 3.4
+    # (five touching digits, slanted and overlapping, make a blob up to ~4.5x as wide as
+    # tall; rendered chains, seeds 100-111: one such number was dropped whole at 3.4)
+    max_aspect: float = 5.0
     split_min_aspect: float = 0.9
     # a blob may still be read whole up to this aspect (sheared or slanted 2s, 5s and 7s
     # are wide); beyond it only a split is read
