@@ -195,6 +195,12 @@ def test_non_digit_marks_are_not_read_as_digits(recognizer, mnist_test):
                                      f"{total.detections} detections are on letters/scribbles/dots/dashes")
 
 
+def _ink_box(image: np.ndarray) -> np.ndarray:
+    """An MNIST image cropped to its ink (pixels above 64)."""
+    ys, xs = np.nonzero(image > 64)
+    return image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+
 def test_a_wide_single_digit_is_read_whole(recognizer, mnist_test):
     """A digit written wide (a flat 2, a sprawling 5; aspect 1.55) is one digit: it must be
     read, not dropped as "too wide for one digit" nor cut in two."""
@@ -202,8 +208,7 @@ def test_a_wide_single_digit_is_read_whole(recognizer, mnist_test):
     read = 0
     picks = [i for i in range(200) if labels[i] in (0, 2, 3, 5, 7)][:12]
     for i in picks:
-        ys, xs = np.nonzero(images[i] > 64)
-        ink = images[i][ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        ink = _ink_box(images[i])
         glyph = 255 - cv2.resize(ink, (78, 50), interpolation=cv2.INTER_CUBIC)
         frame = np.full((240, 320), 230, np.uint8)
         frame[80:80 + glyph.shape[0], 100:100 + glyph.shape[1]] = np.minimum(230, glyph)
@@ -221,8 +226,7 @@ def test_a_digit_broken_in_two_is_read_as_one(recognizer, mnist_test):
     read = cases = 0
     picks = [i for i in range(400) if labels[i] in (0, 2, 3, 5, 7, 8)][:30]
     for i in picks:
-        ys, xs = np.nonzero(images[i] > 64)
-        ink = images[i][ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        ink = _ink_box(images[i])
         glyph = cv2.resize(ink, (max(12, round(60 * ink.shape[1] / ink.shape[0])), 60), interpolation=cv2.INTER_CUBIC)
         # a horizontal gap for digits with a waist, a vertical one for 0s
         gap = glyph.copy()

@@ -215,8 +215,7 @@ def test_deep_shadow_on_all_paper_is_not_a_sheet_edge(mnist_test, seed, override
     frames for a sheet on a desk and dropped 9-14 digits in each.)"""
     frame, truths, _ = render_scene(seed, SceneConfig.clean(**overrides), mnist_test)
     assert paper_mask(ink_gray(frame)) is None
-    _, cands = segment(frame)
-    found = match([{"box": c.box} for c in cands], truths)
+    _, found = _segment_and_match(frame, truths)
     assert len(found.missed_truths) <= 1, f"{len(found.missed_truths)} of {len(truths)} digits lost"
 
 
@@ -234,8 +233,7 @@ def test_shadow_over_a_sheet_corner_keeps_the_corner(mnist_test, seed, overrides
     assert outside == [], f"digits outside the sheet mask: {outside}"
     h, w = mask.shape
     assert not any(mask[y, x] for y, x in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)))
-    _, cands = segment(frame)
-    found = match([{"box": c.box} for c in cands], truths)
+    _, found = _segment_and_match(frame, truths)
     assert found.missed_truths == [], f"{len(found.missed_truths)} of {len(truths)} digits lost"
 
 
@@ -430,7 +428,8 @@ def test_compiled_border_steps_match_numpy(mnist_test, numpy_route):
                 slow = _border_steps(gray, pts, (w / 80, h / 60), 30.0)
             assert np.array_equal(fast[1], slow[1]) and np.array_equal(fast[0], slow[0]), (seed, fast, slow)
             seen += int(fast[1].sum())
-        assert paper_mask(gray) is None or paper_mask(gray).shape == gray.shape
+        mask = paper_mask(gray)
+        assert mask is None or mask.shape == gray.shape
     assert seen > 100
 
 
