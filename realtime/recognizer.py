@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from realtime import native
+from realtime import native, pairs
 from realtime.normalize import as_float_ink, plain_resize, to_mnist, to_mnist_batch
 from realtime.segment import (
     Candidate,
@@ -38,6 +38,7 @@ from realtime.segment import (
     Timer,
     best_chain,
     cut_lattice,
+    lattice_points,
     merge_pieces,
     piece_pairs,
     segment,
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_ENV = "DIGITS_WEIGHTS"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "digits.pt"
+PAIR_WEIGHTS_ENV = "DIGITS_PAIR_WEIGHTS"
+DEFAULT_PAIR_WEIGHTS = DEFAULT_WEIGHTS.with_name("pairs.pt")
 # chosen on rendered scenes (seed 7, not the reported set): precision barely changes from
 # 0.3 to 0.7 while recall falls, so a low threshold; the tracker applies it after smoothing
 DEFAULT_MIN_CONFIDENCE = 0.4
@@ -70,9 +73,22 @@ CUTS_PER_WIDTH = 4.0
 # that digit when its reading, at least MERGE_MIN_CONF and a digit, scores higher than
 # the pieces' own readings together (each also scoring SPLIT_BONUS). Chosen on seed 7.
 MERGE_MIN_CONF = 0.5
+# Touching digits read whole by the pair reader (realtime.pairs): a blob from
+# PAIR_MIN_ASPECT wide, and every stretch of a cut lattice from PAIR_MIN_ASPECT to
+# PAIR_MAX_ASPECT blob heights wide, is also read as two digits. Its confidence is the
+# product of "is a pair" and the two digits' confidences, and it scores like two parts
+# of a chain (2 x SPLIT_BONUS), less PAIR_PENALTY. Chosen on seed 7 and seeds 100-111.
+PAIR_MIN_ASPECT = 0.6
+PAIR_MAX_ASPECT = 2.6
+PAIR_PENALTY = 0.0
+PAIR_MAX_ND = 1.0
+PAIR_TRIGGER = 0.95
+PAIR_MIN_STRETCH = 0.6
 
 Lattices = dict[int, tuple[int, list[tuple[int, int, int]]]]
 Merges = list[tuple[int, int, int]]
+# (candidate index, from point, to point, the stretch) per pair-reader crop
+PairHyps = list[tuple[int, int, int, Candidate]]
 
 
 @contextlib.contextmanager
@@ -87,6 +103,17 @@ def opencv_single_thread() -> Any:
         yield
     finally:
         cv2.setNumThreads(before)
+
+
+def _pair_weights(given: str | os.PathLike | None) -> Path | None:
+    """The pair reader's checkpoint: ``given`` ("" for none), else ``$DIGITS_PAIR_WEIGHTS``,
+    else ``assets/pairs.pt`` when it exists."""
+    if given is not None:
+        return Path(given) if str(given) else None
+    env = os.environ.get(PAIR_WEIGHTS_ENV)
+    if env is not None:
+        return Path(env) if env else None
+    return DEFAULT_PAIR_WEIGHTS if DEFAULT_PAIR_WEIGHTS.is_file() else None
 
 
 def default_weights() -> Path:
@@ -118,14 +145,14 @@ class _TorchBackend:
             return self.model(torch.from_numpy(x)).numpy()
 
 
-def onnx_graph(model: torch.nn.Module) -> bytes:
-    """The model as an ONNX graph (float32, input ``x`` [n, 1, 28, 28], output ``logits``),
+def onnx_graph(model: torch.nn.Module, shape: tuple[int, int] = (28, 28)) -> bytes:
+    """The model as an ONNX graph (float32, input ``x`` [n, 1, *shape], output ``logits``),
     exported in memory."""
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model.eval(), torch.zeros(1, 1, 28, 28), buf, input_names=["x"], output_names=["logits"],
+            model.eval(), torch.zeros(1, 1, *shape), buf, input_names=["x"], output_names=["logits"],
             dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, dynamo=False,
         )
     return buf.getvalue()
@@ -134,11 +161,12 @@ def onnx_graph(model: torch.nn.Module) -> bytes:
 class _OnnxBackend:
     name = "onnxruntime"
 
-    def __init__(self, model: torch.nn.Module, threads: int, calibration: np.ndarray | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, threads: int, calibration: np.ndarray | None = None,
+                 shape: tuple[int, int] = (28, 28)) -> None:
         """``calibration``: normalized [N, 1, 28, 28] inputs; given, the graph runs in int8."""
         import onnxruntime as ort
 
-        graph = onnx_graph(model)
+        graph = onnx_graph(model, shape)
         disabled: list[str] = []
         if calibration is not None:
             graph = _quantize_int8(graph, calibration)
@@ -223,6 +251,7 @@ class Recognizer:
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         segment_config: SegmentConfig | None = None,
         weights_path: str | None = None,
+        pair_model: torch.nn.Module | None = None,
     ) -> None:
         norm = checkpoint["normalization"]
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
@@ -238,6 +267,10 @@ class Recognizer:
         calibration = None if calib is None else (
             (np.asarray(calib, np.float32)[:, None] / 255.0 - self.mean) / self.std).astype(np.float32)
         self.backend = self._make_backend(model, backend, self.threads, calibration)
+        self.pair_backend = None
+        if pair_model is not None:
+            self.pair_backend = self._make_backend(pair_model, "onnx" if backend in ("auto", "int8") else backend,
+                                                   self.threads, None, shape=(self.size, 2 * self.size))
         # the first run of a session allocates and plans, and the normalization kernels
         # compile (or load from the disk cache): keep that out of frame timings
         for n in (1, 32):
@@ -245,7 +278,8 @@ class Recognizer:
         native.warm_up()
 
     @staticmethod
-    def _make_backend(model: torch.nn.Module, backend: str, threads: int, calibration: np.ndarray | None) -> Any:
+    def _make_backend(model: torch.nn.Module, backend: str, threads: int, calibration: np.ndarray | None,
+                      shape: tuple[int, int] = (28, 28)) -> Any:
         """``auto``: int8 ONNX Runtime when the checkpoint has calibration images, else
         float ONNX Runtime, else PyTorch eager. The others insist on one."""
         if backend not in BACKENDS:
@@ -262,7 +296,7 @@ class Recognizer:
                 log.warning("int8 quantization failed (%s); using float32", err)
         if backend in ("auto", "onnx"):
             try:
-                return _OnnxBackend(model, threads)
+                return _OnnxBackend(model, threads, shape=shape)
             except Exception as err:  # noqa: BLE001 - any failure falls back to eager
                 if backend == "onnx":
                     raise
@@ -278,15 +312,24 @@ class Recognizer:
         threads: int = 1,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         segment_config: SegmentConfig | None = None,
+        pair_weights: str | os.PathLike | None = None,
     ) -> "Recognizer":
-        """Load a checkpoint (default: ``$DIGITS_WEIGHTS`` or ``assets/digits.pt``).
+        """Load a checkpoint (default: ``$DIGITS_WEIGHTS`` or ``assets/digits.pt``) and
+        the pair reader's (``pair_weights``; default: ``$DIGITS_PAIR_WEIGHTS`` or
+        ``assets/pairs.pt`` when that file exists; ``""``: none).
         Raises :class:`training.checkpoint.CheckpointError` with a one-line message."""
         path = Path(weights) if weights else default_weights()
         model, ckpt = load_checkpoint(path)
         if tuple(ckpt["class_names"][:10]) != tuple(str(d) for d in range(10)):
             raise CheckpointError(f"{path}: class names {ckpt['class_names']} are not the digits 0-9")
+        pair_model = None
+        pair_path = _pair_weights(pair_weights)
+        if pair_path is not None:
+            pair_model, pair_ckpt = load_checkpoint(pair_path)
+            if pair_model.config.arch != "pairnet" or pair_model.config.num_classes != pairs.OUTPUTS:
+                raise CheckpointError(f"{pair_path}: not a pair reader checkpoint")
         return cls(model, ckpt, backend=backend, threads=threads, min_confidence=min_confidence,
-                   segment_config=segment_config, weights_path=str(path))
+                   segment_config=segment_config, weights_path=str(path), pair_model=pair_model)
 
     # ---- stage 4: one batched forward pass ------------------------------------------
 
@@ -356,11 +399,63 @@ class Recognizer:
             crops.append(merge_pieces(cands[a], cands[b]))
         return crops, lattices, merges
 
+    def pair_hypotheses(self, cands: Sequence[Candidate], probs: np.ndarray | None = None) -> PairHyps:
+        """The stretches the pair reader reads as two touching digits: every candidate
+        from PAIR_MIN_ASPECT wide, whole, and every stretch of its cut lattice (the same
+        cut points as :meth:`hypotheses`) from PAIR_MIN_ASPECT to PAIR_MAX_ASPECT blob
+        heights wide. ``probs``: the digit network's reading of each candidate (its first
+        ``len(cands)`` rows); given, a candidate it reads as one digit at PAIR_TRIGGER
+        or more is left alone. ``[]`` without a pair reader."""
+        if self.pair_backend is None:
+            return []
+        cfg = self.segment_config
+        out: PairHyps = []
+        for n, c in enumerate(cands):
+            x, y, w, h = c.box
+            if w / h < PAIR_MIN_ASPECT:
+                continue
+            if probs is not None and w / h <= cfg.whole_max_aspect and probs[n, :10].max() >= PAIR_TRIGGER:
+                continue
+            if w / h >= cfg.split_min_aspect:
+                points = lattice_points(c, int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10)))
+            else:
+                points = [0, w]
+            last = len(points) - 1
+            for i, a in enumerate(points):
+                for j in range(i + 1, len(points)):
+                    b = points[j]
+                    if b - a > PAIR_MAX_ASPECT * h:
+                        break
+                    if i == 0 and j == last:
+                        out.append((n, i, j, c))
+                        continue
+                    if b - a < PAIR_MIN_STRETCH * h:
+                        continue
+                    part = c.mask[:, a:b]
+                    rows = np.flatnonzero(part.any(axis=1))
+                    cols = np.flatnonzero(part.any(axis=0))
+                    if len(rows) == 0 or rows[-1] + 1 - rows[0] < cfg.part_min_height * h:
+                        continue
+                    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, a + int(cols[0]), a + int(cols[-1]) + 1
+                    out.append((n, i, j, Candidate(box=(x + x0, y + y0, x1 - x0, y1 - y0),
+                                                   mask=c.mask[y0:y1, x0:x1])))
+        return out
+
+    def read_pairs(self, ink: np.ndarray, parts: Sequence[Candidate]) -> tuple[np.ndarray, ...]:
+        """The pair reader on stretches of one ink map: ``(left probs [N, 10], right probs
+        [N, 10], pair probability [N], ends [N, 2])`` (see :func:`realtime.pairs.decode`)."""
+        if self.pair_backend is None or not parts:
+            return np.zeros((0, 10)), np.zeros((0, 10)), np.zeros(0), np.zeros((0, 2))
+        fields = pairs.pair_fields(ink, [p.box for p in parts], [p.mask for p in parts])
+        x = ((fields - self.mean) / self.std)[:, None].astype(np.float32)
+        return pairs.decode(self.pair_backend(np.ascontiguousarray(x)))
+
     def resolve(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False, timer: Timer = untimed,
                 ) -> list[tuple[Candidate, np.ndarray]]:
         """Stages 4-5: classify every candidate, every way of splitting a wide one into
         touching digits, and every way of joining two into one broken digit, in ONE
-        batch; keep the readings the classifier is most confident about. Returns
+        batch (and the stretches that may be two touching digits in one batch of the pair
+        reader); keep the readings the classifier is most confident about. Returns
         ``(candidate, probabilities)``."""
         with timer("cut lattices"):
             crops, lattices, merges = self.hypotheses(cands)
@@ -368,31 +463,73 @@ class Recognizer:
             batch = self.crops(ink, crops, plain=plain)
         with timer("network"):
             probs = self.predict(batch)
+        with timer("pair reader"):
+            # only where the digit network is unsure of the whole blob
+            pair_hyps = [] if plain else self.pair_hypotheses(cands, probs)
+            read = self.read_pairs(ink, [p for _, _, _, p in pair_hyps])
         with timer("split choices"):
-            return self._choose(cands, crops, lattices, merges, probs)
+            return self._choose(cands, crops, lattices, merges, probs, pair_hyps, read)
+
+    def _pair_digits(self, part: Candidate, left: np.ndarray, right: np.ndarray, pair_p: float,
+                     ends: np.ndarray) -> list[tuple[Candidate, np.ndarray]]:
+        """A stretch read as two digits: each digit's box from the reader's split ends,
+        its probabilities (the "not a digit" class, if any, at 0) scaled by ``pair_p``."""
+        x, y, w, h = part.box
+        e = int(np.clip(round(float(ends[0]) * w), 1, w))
+        s = int(np.clip(round(float(ends[1]) * w), 0, w - 1))
+        out = []
+        for (a, b), p in (((0, e), left), ((s, w), right)):
+            m = part.mask[:, a:b]
+            rows = np.flatnonzero(m.any(axis=1))
+            y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, h)
+            probs = np.zeros(len(self.class_names), np.float32)
+            probs[:10] = p * pair_p
+            out.append((Candidate(box=(x + a, y + y0, b - a, y1 - y0), mask=m[y0:y1]), probs))
+        return out
 
     def _choose(self, cands: Sequence[Candidate], crops: Sequence[Candidate], lattices: Lattices,
-                merges: Merges, probs: np.ndarray) -> list[tuple[Candidate, np.ndarray]]:
+                merges: Merges, probs: np.ndarray, pair_hyps: PairHyps = (),
+                read: tuple[np.ndarray, ...] = ()) -> list[tuple[Candidate, np.ndarray]]:
         """Per candidate, the whole blob's reading or the best chain of its lattice's
-        parts; then two candidates are read as one digit where that reading scores
-        higher than their own readings together."""
+        parts (some read as pairs of touching digits); then two candidates are read as
+        one digit where that reading scores higher than their own readings together."""
         cfg = self.segment_config
         # floored: a probability that underflowed to 0 must still have a logarithm
         conf = np.maximum(probs[:, :10].max(axis=1), 1e-12)
-        plans: list[list[int] | None] = []
+        by_cand: dict[int, list[int]] = {}
+        if pair_hyps:
+            left, right, pair_p, ends = read
+            pair_conf = np.maximum(pair_p * left.max(axis=1) * right.max(axis=1), 1e-12) * np.exp(-PAIR_PENALTY)
+            for h, (n, _, _, _) in enumerate(pair_hyps):
+                if probs.shape[1] > 10 and probs[n, 10] > PAIR_MAX_ND:
+                    continue
+                by_cand.setdefault(n, []).append(h)
+        plans: list[list[tuple[Candidate, np.ndarray]] | None] = []
         scores: list[float] = []
         for n, c in enumerate(cands):
             aspect = c.box[2] / c.box[3]
             # a blob too wide for one digit may only be read as several
-            best = [n] if aspect <= cfg.whole_max_aspect else None
+            best = [(c, probs[n])] if aspect <= cfg.whole_max_aspect else None
             score = float(np.log(conf[n])) + SPLIT_BONUS if best is not None else float("-inf")
-            if n in lattices:
-                n_points, segs = lattices[n]
-                path, chain = best_chain(n_points, [(i, j, float(conf[k])) for i, j, k in segs],
-                                         min_conf=SPLIT_MIN_CONF, bonus=SPLIT_BONUS)
+            if n in lattices or n in by_cand:
+                n_points, segs = lattices.get(n, (2, []))
+                edges = [(i, j, float(conf[k])) for i, j, k in segs]
+                hyps = by_cand.get(n, [])
+                if hyps and n not in lattices:
+                    n_points = 2
+                edges += [(pair_hyps[h][1], pair_hyps[h][2], float(pair_conf[h]), 2) for h in hyps]
+                path, chain = best_chain(n_points, edges, min_conf=SPLIT_MIN_CONF, bonus=SPLIT_BONUS)
                 # splitting must clearly beat reading the blob whole
                 if path and (best is None or chain > score + np.log1p(SPLIT_MARGIN)):
-                    best, score = [segs[s][2] for s in path], chain
+                    best, score = [], chain
+                    for e in path:
+                        if e < len(segs):
+                            k = segs[e][2]
+                            best.append((crops[k], probs[k]))
+                        else:
+                            h = hyps[e - len(segs)]
+                            best.extend(self._pair_digits(pair_hyps[h][3], left[h], right[h],
+                                                          float(pair_p[h]), ends[h]))
             plans.append(best)
             scores.append(score)
         joined: dict[int, int] = {}
@@ -413,7 +550,7 @@ class Recognizer:
                 if joined[n] >= 0:
                     chosen.append((crops[joined[n]], probs[joined[n]]))
             elif best is not None:
-                chosen.extend((crops[i], probs[i]) for i in best)
+                chosen.extend(best)
         return chosen
 
     # ---- single-digit crops -----------------------------------------------------------

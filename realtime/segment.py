@@ -642,6 +642,31 @@ def reading_rows(boxes: Sequence[Sequence[float]]) -> list[list[int]]:
     return [sorted(row, key=lambda j: boxes[j][0]) for row in rows]
 
 
+def _cut_points(proj: np.ndarray, h: int, max_cuts: int) -> list[int]:
+    """The lattice's cut points (columns, sides included) from a blob's smoothed ink
+    profile ``proj`` (see :func:`cut_lattice`)."""
+    w = len(proj)
+    margin = max(2, int(0.1 * h))
+    inner = np.arange(margin, w - margin)
+    cuts: list[int] = []
+    if len(inner):
+        p = proj[inner]
+        minima = inner[(p <= proj[inner - 1]) & (p <= proj[inner + 1])]
+        spacing = max(2, int(0.12 * h))
+        for c in sorted(minima.tolist(), key=lambda c: (proj[c], c)):
+            if all(abs(c - o) >= spacing for o in cuts):
+                cuts.append(int(c))
+            if len(cuts) >= max_cuts:
+                break
+    return [0, *sorted(cuts), w]
+
+
+def lattice_points(cand: Candidate, max_cuts: int = 10) -> list[int]:
+    """The columns (relative to the blob's box) of :func:`cut_lattice`'s cut points."""
+    proj = np.convolve(cand.mask.sum(axis=0).astype(np.float64), np.ones(3) / 3, mode="same")
+    return _cut_points(proj, cand.box[3], max_cuts)
+
+
 def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts: int = 10,
                 ) -> tuple[int, list[tuple[int, int, Candidate]]]:
     """Over-segment a blob that may hold touching digits: ``(n_points, segments)``.
@@ -667,19 +692,7 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
         n_points, rows = kernel(cand.mask.view(np.uint8), proj, cfg.part_min_height, max_cuts)
         return n_points, [(i, j, Candidate(box=(x + x0, y + y0, x1 - x0, y1 - y0), mask=cand.mask[y0:y1, x0:x1]))
                           for i, j, x0, y0, x1, y1 in rows.tolist()]
-    margin = max(2, int(0.1 * h))
-    inner = np.arange(margin, w - margin)
-    cuts: list[int] = []
-    if len(inner):
-        p = proj[inner]
-        minima = inner[(p <= proj[inner - 1]) & (p <= proj[inner + 1])]
-        spacing = max(2, int(0.12 * h))
-        for c in sorted(minima.tolist(), key=lambda c: (proj[c], c)):
-            if all(abs(c - o) >= spacing for o in cuts):
-                cuts.append(int(c))
-            if len(cuts) >= max_cuts:
-                break
-    points = [0, *sorted(cuts), w]
+    points = _cut_points(proj, h, max_cuts)
     min_w, max_w = max(2, int(0.1 * h)), 1.25 * h
     # per column: its first and last ink row (h and -1 for an empty column); per column
     # index: the nearest ink column at or after it, and at or before it. Each stretch's
@@ -761,27 +774,29 @@ def merge_pieces(a: Candidate, b: Candidate) -> Candidate:
     return Candidate(box=(x, y, w, h), mask=mask)
 
 
-def best_chain(n_points: int, segs: Sequence[tuple[int, int, float]], min_conf: float = 0.5,
+def best_chain(n_points: int, segs: Sequence[tuple[int, int, float] | tuple[int, int, float, int]], min_conf: float = 0.5,
                bonus: float = 0.0, max_parts: int = 8) -> tuple[list[int], float]:
     """The chain of segments from point 0 to point ``n_points - 1`` that the classifier
     believes most: the highest sum of ``log(confidence) + bonus`` (``bonus`` = 0: the
     product of the confidences, so every extra cut must pay for itself; a chunk of a
     digit read as a confident "1" is not enough). Segments below ``min_conf`` are not
-    used. ``segs``: ``(i, j, confidence)``. Returns ``(segment indices, score)``, or
+    used. ``segs``: ``(i, j, confidence)``, or ``(i, j, confidence, digits)`` for a
+    stretch read as several digits at once (it scores ``digits`` bonuses). Returns ``(segment indices, score)``, or
     ``([], -inf)`` when no chain exists."""
     # best[j][k]: (score, segment indices) of the best k-segment chain to point j
     best: list[dict[int, tuple[float, list[int]]]] = [dict() for _ in range(n_points)]
     best[0][0] = (0.0, [])
     for s in sorted(range(len(segs)), key=lambda s: segs[s][1]):
-        i, j, c = segs[s]
+        i, j, c = segs[s][:3]
+        n = int(segs[s][3]) if len(segs[s]) > 3 else 1  # type: ignore[misc]
         if c < min_conf:
             continue
-        gain = float(np.log(c)) + bonus
+        gain = float(np.log(c)) + bonus * n
         for k, (score, path) in list(best[i].items()):
-            if k + 1 > max_parts:
+            if k + n > max_parts:
                 continue
-            if k + 1 not in best[j] or score + gain > best[j][k + 1][0]:
-                best[j][k + 1] = (score + gain, path + [s])
+            if k + n not in best[j] or score + gain > best[j][k + n][0]:
+                best[j][k + n] = (score + gain, path + [s])
     ends = best[n_points - 1]
     if not ends:
         return [], float("-inf")

@@ -26,6 +26,7 @@ from realtime.segment import (
     segment,
     best_chain,
     cut_lattice,
+    lattice_points,
     merge_pieces,
     piece_pairs,
     to_gray,
@@ -386,6 +387,11 @@ def test_compiled_cut_lattice_matches_numpy(mnist_test, numpy_route):
                 slow = cut_lattice(cand, max_cuts=cuts)
             assert fast[0] == slow[0]
             assert [(i, j, p.box) for i, j, p in fast[1]] == [(i, j, p.box) for i, j, p in slow[1]]
+            # the pair reader's stretches start from the same cut points
+            points = lattice_points(cand, cuts)
+            assert len(points) == fast[0]
+            x = cand.box[0]
+            assert all(points[i] <= p.box[0] - x and p.box[0] + p.box[2] - x <= points[j] for i, j, p in fast[1])
             assert all(np.array_equal(a.mask, b.mask) for (_, _, a), (_, _, b) in zip(fast[1], slow[1]))
             compared += len(fast[1])
     assert compared >= 200
@@ -491,3 +497,14 @@ def test_best_chain_prefers_the_most_believable_reading():
     assert score == pytest.approx(np.log(0.95) + np.log(0.9) - 0.2)
     assert best_chain(4, segs, min_conf=0.99)[0] == []  # no chain of confident parts
     assert best_chain(4, [(0, 1, 0.9)])[0] == []  # no chain reaches the end
+
+
+def test_best_chain_counts_a_pair_reading_as_two_digits():
+    # (0, 2) read as two touching digits at 0.8 beats two parts at 0.85 and 0.85 only
+    # because each digit it stands for earns the bonus
+    segs = [(0, 1, 0.85), (1, 2, 0.85), (0, 2, 0.8, 2)]
+    assert best_chain(3, segs, bonus=0.1)[0] == [2]
+    assert best_chain(3, segs, bonus=0.1)[1] == pytest.approx(np.log(0.8) + 0.2)
+    assert best_chain(3, [(0, 1, 0.85), (1, 2, 0.85), (0, 2, 0.7, 2)], bonus=0.1)[0] == [0, 1]
+    # max_parts counts digits, not stretches
+    assert best_chain(3, [(0, 2, 0.9, 2)], max_parts=1)[0] == []

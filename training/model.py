@@ -72,7 +72,38 @@ class DigitNet(nn.Module):
         return self.head(torch.flatten(self.pool(self.features(x)), 1))
 
 
-def build_model(config: ModelConfig) -> DigitNet:
+class PairNet(nn.Module):
+    """Two touching digits: input [N, 1, 28, 56] (``realtime.pairs.pair_field``); output
+    [N, 23]: the left digit's 10 logits, the right digit's 10, a "this is a pair" logit
+    and two split logits (see ``realtime.pairs``). The same three stages as
+    :class:`DigitNet`, but the features are pooled into 7 columns, not one, because the
+    heads must know which digit is on which side."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.arch != "pairnet":
+            raise ValueError(f"unknown architecture {config.arch!r}")
+        a, b, c = config.widths
+        self.config = config
+        self.features = nn.Sequential(
+            *_conv_bn_relu(1, a),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(a, b),
+            *_conv_bn_relu(b, b),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(b, c),
+            *_conv_bn_relu(c, c),
+        )
+        self.pool = nn.AdaptiveAvgPool2d((1, 7))
+        self.head = nn.Sequential(nn.Linear(7 * c, 128), nn.ReLU(inplace=True), nn.Linear(128, config.num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    if config.arch == "pairnet":
+        return PairNet(config)
     return DigitNet(config)
 
 
@@ -105,4 +136,4 @@ def count_macs(model: nn.Module, input_size: int = 28) -> int:
     return total
 
 
-__all__ = ["ModelConfig", "DigitNet", "build_model", "count_parameters", "count_macs"]
+__all__ = ["ModelConfig", "DigitNet", "PairNet", "build_model", "count_parameters", "count_macs"]

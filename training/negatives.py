@@ -12,6 +12,10 @@ the scene renderer's font, so that benchmark stays unseen):
 - scribbles: smooth random curves through 5-8 points (fewer look like 1, 7 or 0);
 - dashes: short near-horizontal strokes (never near-vertical: that is a "1").
 
+The letter skeletons (:data:`LETTER_STROKES`, :func:`_letters`) are used by the pair
+reader's training (``training.pairs``), not by this bank: letters added here did not
+lower the single-digit network's false readings on rendered letters.
+
 Everything is normalized the MNIST way (ink box scaled to 20 px on its longer side,
 centre of mass at the centre) with the same function the recognizer uses.
 """
@@ -79,6 +83,60 @@ def _pair(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
     canvas[:, 28 - overlap :] = np.maximum(canvas[:, 28 - overlap :], b)
     dy = int(rng.integers(-3, 4))  # handwriting is not on a perfect baseline
     canvas[:, 28 - overlap :] = np.roll(canvas[:, 28 - overlap :], dy, axis=0)
+    return canvas
+
+
+# Letter skeletons in a unit box (x right, y down; ascenders reach y = 0, the x-height
+# starts at 0.35), one polyline per stroke. Only letters that no digit resembles: no
+# o/O (0), l/I (1), z/Z (2), s/S (5), b/G (6), g/q (9), B (8), c/a (0, 6, 2, 9), y (4).
+LETTER_STROKES: dict[str, list[list[tuple[float, float]]]] = {
+    "e": [[(0.05, 0.68), (0.95, 0.68), (0.85, 0.45), (0.55, 0.35), (0.25, 0.4), (0.05, 0.62), (0.08, 0.85),
+           (0.35, 1.0), (0.7, 0.98), (0.95, 0.88)]],
+    "h": [[(0.05, 0.0), (0.05, 1.0)], [(0.05, 0.6), (0.3, 0.4), (0.6, 0.36), (0.9, 0.45), (0.95, 0.65), (0.95, 1.0)]],
+    "k": [[(0.1, 0.0), (0.1, 1.0)], [(0.9, 0.35), (0.1, 0.72)], [(0.4, 0.6), (0.95, 1.0)]],
+    "m": [[(0.05, 0.35), (0.05, 1.0)], [(0.05, 0.5), (0.2, 0.36), (0.38, 0.37), (0.5, 0.5), (0.5, 1.0)],
+          [(0.5, 0.5), (0.65, 0.36), (0.85, 0.37), (0.95, 0.5), (0.95, 1.0)]],
+    "n": [[(0.1, 0.35), (0.1, 1.0)], [(0.1, 0.52), (0.35, 0.36), (0.7, 0.37), (0.9, 0.52), (0.9, 1.0)]],
+    "r": [[(0.15, 0.35), (0.15, 1.0)], [(0.15, 0.55), (0.4, 0.38), (0.7, 0.35), (0.9, 0.4)]],
+    "u": [[(0.1, 0.35), (0.1, 0.82), (0.3, 1.0), (0.65, 0.98), (0.9, 0.8)], [(0.9, 0.35), (0.9, 1.0)]],
+    "v": [[(0.0, 0.35), (0.5, 1.0), (1.0, 0.35)]],
+    "w": [[(0.0, 0.35), (0.22, 1.0), (0.5, 0.5), (0.78, 1.0), (1.0, 0.35)]],
+    "x": [[(0.05, 0.35), (0.95, 1.0)], [(0.95, 0.35), (0.05, 1.0)]],
+    "A": [[(0.0, 1.0), (0.5, 0.0), (1.0, 1.0)], [(0.22, 0.6), (0.78, 0.6)]],
+    "E": [[(0.9, 0.0), (0.1, 0.0), (0.1, 1.0), (0.9, 1.0)], [(0.1, 0.5), (0.7, 0.5)]],
+    "F": [[(0.9, 0.0), (0.1, 0.0), (0.1, 1.0)], [(0.1, 0.5), (0.7, 0.5)]],
+    "H": [[(0.1, 0.0), (0.1, 1.0)], [(0.9, 0.0), (0.9, 1.0)], [(0.1, 0.5), (0.9, 0.5)]],
+    "K": [[(0.1, 0.0), (0.1, 1.0)], [(0.9, 0.0), (0.1, 0.6)], [(0.35, 0.42), (0.95, 1.0)]],
+    "M": [[(0.0, 1.0), (0.05, 0.0), (0.5, 0.7), (0.95, 0.0), (1.0, 1.0)]],
+    "N": [[(0.1, 1.0), (0.1, 0.0), (0.9, 1.0), (0.9, 0.0)]],
+    "R": [[(0.1, 1.0), (0.1, 0.0), (0.7, 0.02), (0.9, 0.2), (0.85, 0.4), (0.6, 0.5), (0.1, 0.5)],
+          [(0.45, 0.5), (0.95, 1.0)]],
+    "W": [[(0.0, 0.0), (0.25, 1.0), (0.5, 0.3), (0.75, 1.0), (1.0, 0.0)]],
+}
+
+
+def _letters(rng: np.random.Generator) -> np.ndarray:
+    """One to three letters in a row, written with one slant, size and pen."""
+    canvas = np.zeros((112, 224), np.float32)
+    # single letters most often: the live pipeline reads each separate mark on its own
+    n = 1 if rng.random() < 0.6 else int(rng.integers(2, 4))
+    keys = list(LETTER_STROKES)
+    upper = rng.random() < 0.3
+    pool = [k for k in keys if k.isupper() == upper]
+    h = rng.uniform(60.0, 90.0)
+    slant = rng.uniform(-0.35, 0.15)
+    thick = int(rng.integers(4, 12))
+    x = 10.0
+    for _ in range(n):
+        key = str(rng.choice(pool))
+        w = h * rng.uniform(0.45, 0.75)
+        for stroke in LETTER_STROKES[key]:
+            pts = np.asarray(stroke, np.float64) + rng.normal(0.0, 0.035, (len(stroke), 2))
+            px = x + pts[:, 0] * w - slant * (pts[:, 1] - 1.0) * h
+            py = 12.0 + pts[:, 1] * h
+            xy = np.round(np.stack([px, py], axis=1)).astype(np.int32)
+            cv2.polylines(canvas, [xy], False, 1.0, thick, cv2.LINE_AA)
+        x += w + rng.uniform(0.05, 0.25) * h
     return canvas
 
 

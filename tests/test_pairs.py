@@ -1,0 +1,125 @@
+"""The pair reader: its crop recipe, the composed training pairs, its checkpoint, and
+what it buys on rendered touching digits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.metrics import Counts, score_frame
+from benchmarks.scenes import SceneConfig, render_scene
+from realtime.pairs import MAX_W, WIDTH, decode, pair_field
+from realtime.recognizer import DEFAULT_PAIR_WEIGHTS, Recognizer
+from training.checkpoint import CheckpointError
+from training.pairs import _next_to, make_sample
+from tests.live_fixtures import *  # noqa: F403 - pytest fixtures
+
+
+def _ink_extent(field: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(field > 0.1)
+    return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+
+
+def test_pair_field_scales_by_height_and_centres():
+    ink = np.zeros((60, 100), np.uint8)
+    cv2.circle(ink, (30, 30), 25, 255, 5)
+    cv2.circle(ink, (72, 30), 25, 255, 5)
+    field = pair_field(ink)
+    assert field.shape == (28, WIDTH) and field.dtype == np.float32
+    assert field.max() == pytest.approx(1.0)
+    y0, y1, x0, x1 = _ink_extent(field)
+    assert 19 <= y1 - y0 <= 22  # the pair's height goes to MNIST's 20 px
+    assert abs((x0 + x1) / 2 - WIDTH / 2) <= 1.5  # centred
+    # a very wide blob is scaled to fit instead of being cut off
+    wide = np.zeros((20, 200), np.uint8)
+    wide[2:18, 2:198] = 255
+    y0, y1, x0, x1 = _ink_extent(pair_field(wide))
+    assert x1 - x0 <= MAX_W + 1 and x0 >= 1 and y1 - y0 < 10
+    assert not pair_field(np.zeros((5, 5), np.uint8)).any()
+
+
+def test_touching_offset_overlaps_strong_ink_by_the_asked_pixels():
+    left = np.zeros((10, 6), np.uint8)
+    left[:, 4:6] = 255  # a bar at columns 4-5
+    right = np.zeros((10, 6), np.uint8)
+    right[:, 0:2] = 255  # a bar at columns 0-1
+    assert _next_to(left, 0, right, 0, 0) == 6  # side by side, no overlap
+    assert _next_to(left, 0, right, 0, 2) == 4  # the bars share 2 columns
+    assert _next_to(left, 0, right, 0, -1) == 7  # a 1-px gap
+
+
+def test_composed_samples_are_consistent():
+    rng = np.random.default_rng(0)
+    images = np.zeros((10, 28, 28), np.uint8)
+    for d in range(10):
+        cv2.putText(images[d], str(d), (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
+    labels = np.arange(10)
+    pairs = 0
+    for _ in range(60):
+        s = make_sample(images, labels, rng)
+        if s is None:
+            continue
+        field, a, b, is_pair, end, start = s
+        assert field.shape == (28, WIDTH) and field.dtype == np.uint8 and field.max() > 200
+        if is_pair:
+            pairs += 1
+            assert 0 <= a <= 9 and 0 <= b <= 9
+            # the left digit ends right of where the right one starts, or just before
+            assert 0.2 < end <= 1.0 and 0.0 <= start < 0.8 and start < end + 0.2
+        else:
+            assert (a, b, end, start) == (-1, -1, 0.0, 0.0)
+    assert 20 <= pairs <= 50
+
+
+def test_decode_splits_the_outputs():
+    logits = np.zeros((1, 23))
+    logits[0, 3], logits[0, 17], logits[0, 20], logits[0, 21], logits[0, 22] = 9, 9, 5, 0, -5
+    left, right, is_pair, ends = decode(logits)
+    assert left[0].argmax() == 3 and right[0].argmax() == 7
+    assert left[0].sum() == pytest.approx(1.0) and is_pair[0] > 0.99
+    assert ends[0, 0] == pytest.approx(0.5) and ends[0, 1] < 0.01
+
+
+def test_a_digit_checkpoint_is_not_taken_for_a_pair_reader(recognizer):
+    with pytest.raises(CheckpointError, match="not a pair reader"):
+        Recognizer.load(recognizer.weights_path, pair_weights=recognizer.weights_path)
+    with pytest.raises(CheckpointError, match="not found"):
+        Recognizer.load(recognizer.weights_path, pair_weights="nonexistent.pt")
+    assert Recognizer.load(recognizer.weights_path, pair_weights="").pair_backend is None
+
+
+@pytest.mark.skipif(not DEFAULT_PAIR_WEIGHTS.is_file(), reason="no assets/pairs.pt")
+def test_pair_reader_reads_touching_digits_the_cuts_miss(recognizer, mnist_test):
+    """On numbers written with every digit touching the next, the shipped pair reader
+    reads clearly more digits than straight cuts alone, without false readings."""
+    assert recognizer.pair_backend is not None
+    plain = Recognizer.load(recognizer.weights_path, pair_weights="")
+    with_pairs, without = Counts(), Counts()
+    for seed in range(200, 206):
+        frame, truths, _ = render_scene(seed, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
+        with_pairs += score_frame(recognizer.detect(frame), truths)
+        without += score_frame(plain.detect(frame), truths)
+    assert with_pairs.read_correctly >= without.read_correctly + 0.04, (with_pairs.read_correctly,
+                                                                        without.read_correctly)
+    assert with_pairs.precision >= 0.97
+
+
+def test_pair_training_cli_writes_a_loadable_reader(mnist_dir: Path, tmp_path: Path, repo_root: Path,
+                                                     recognizer, mnist_test) -> None:
+    out = tmp_path / "pairs"
+    res = subprocess.run([sys.executable, "-m", "training.pairs", "--data-dir", str(mnist_dir), "--samples", "400",
+                          "--epochs", "1", "--workers", "1", "--widths", "4", "8", "8", "--out", str(out)],
+                         cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "wrote" in res.stdout and (out / "model.pt").is_file()
+    rec = Recognizer.load(recognizer.weights_path, pair_weights=out / "model.pt")
+    frame, _, _ = render_scene(0, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
+    rec.detect(frame)  # the untrained reader runs end to end
+    bad = subprocess.run([sys.executable, "-m", "training.pairs", "--data-dir", str(tmp_path / "none")],
+                         cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr

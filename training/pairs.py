@@ -1,0 +1,382 @@
+"""Train the pair reader: two touching digits read whole (see ``realtime.pairs``).
+
+Training pairs are composed from MNIST *training* digits the way handwriting makes them
+touch: each digit scaled to a common height (a little apart), slanted by the writer's
+slant plus its own, stroke width varied, bottoms on one baseline, and pushed together
+until their strokes overlap by a few pixels on some row (or nearly touch). Some crops
+carry a sliver of a third digit at either side, cut by a vertical line through the
+overlap, as the live view's cut lattice leaves them. Negatives teach the "is this a
+pair" output: single digits, three digits, a pair with one digit cut in half, and marks
+that are no digits at all (random scribbles, generated letters; see
+``training.negatives``).
+
+    python -m training.pairs --out runs/pairs            # about 20 min on 2 CPU cores
+    cp runs/pairs/model.pt assets/pairs.pt
+
+Settings: see ``--help``. The weights written are the last epoch's (no selection on
+any test set); the held-out figures come from pairs of the last 5,000 training images,
+which the training pairs never use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from realtime.pairs import pair_field
+from training.checkpoint import MNIST_NORMALIZATION, make_checkpoint, save_checkpoint
+from training.data import DataError, load_mnist
+from training.model import ModelConfig, build_model, count_parameters
+from training.negatives import _letters, _scribble
+
+log = logging.getLogger(__name__)
+
+PAIR_CLASS_NAMES = [f"left {d}" for d in range(10)] + [f"right {d}" for d in range(10)] + [
+    "pair", "left digit ends", "right digit starts"]
+HELD_OUT = 5000  # the last training images: held-out pairs only
+
+
+@dataclass
+class PairSettings:
+    data_dir: str | None = None
+    download: bool = False
+    out: str = "runs/pairs"
+    samples: int = 200_000
+    epochs: int = 4
+    batch_size: int = 256
+    lr: float = 2e-3
+    widths: tuple[int, int, int] = (24, 48, 96)
+    seed: int = 0
+    threads: int = 2
+    workers: int = 2
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+def _glyph(img: np.ndarray, rng: np.random.Generator, height: float, shear: float) -> np.ndarray | None:
+    """One MNIST digit (white ink uint8) as handwriting at ``height`` px: scaled, slanted
+    (``shear``: x shift per px up; negative leans right), a little rotated, its stroke
+    thickened or thinned."""
+    ys, xs = np.nonzero(img > 20)
+    if len(ys) == 0:
+        return None
+    crop = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    s = height / crop.shape[0]
+    w, h = max(1, int(round(crop.shape[1] * s))), max(1, int(round(height)))
+    g = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+    ang = math.radians(float(np.clip(rng.normal(0, 3), -8, 8)))
+    # x' = x + shear * (y - h) (the bottom stays put), plus a small rotation about the centre
+    c, si = math.cos(ang), math.sin(ang)
+    m = np.array([[c, -si + shear, 0.0], [si, c, 0.0]])
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ m.T
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    m[:, 2] = -lo + 1
+    size = (int(math.ceil(hi[0] - lo[0])) + 2, int(math.ceil(hi[1] - lo[1])) + 2)
+    g = cv2.warpAffine(g, m, size, flags=cv2.INTER_LINEAR)
+    k = int(rng.choice([0, 0, 0, 3, 3, 5, -3]))
+    if k > 0:
+        g = cv2.dilate(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    elif k < 0:
+        thin = cv2.erode(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        if int(thin.sum()) > 0.4 * int(g.sum()):
+            g = thin
+    ys, xs = np.nonzero(g > 20)
+    if len(ys) == 0:
+        return None
+    return g[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def _next_to(left: np.ndarray, left_dy: int, right: np.ndarray, right_dy: int, overlap: int) -> int:
+    """x offset of ``right`` from ``left`` (bottoms on the baseline, shifted by ``dy``) so
+    their strong ink overlaps by ``overlap`` px on some shared row (negative: a gap)."""
+    la, ra = left >= 128, right >= 128
+    need = None
+    for r in np.nonzero(ra.any(axis=1))[0]:
+        lr = r - right.shape[0] + right_dy + left.shape[0] - left_dy  # same baseline row in left
+        if 0 <= lr < left.shape[0] and la[lr].any():
+            n = int(np.nonzero(la[lr])[0].max()) + 1 - int(np.nonzero(ra[r])[0].min())
+            need = n if need is None else max(need, n)
+    if need is None:
+        need = left.shape[1]
+    return need - overlap
+
+
+def _compose(glyphs: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Glyphs side by side, touching: ``(ink uint8, [(x0, x1) of each glyph's ink])``."""
+    dys = [int(round(rng.uniform(-0.05, 0.05) * g.shape[0])) for g in glyphs]
+    xs = [0]
+    for i in range(1, len(glyphs)):
+        overlap = int(rng.choice([-2, -1, 0, 1, 1, 2, 2, 3, 4]))
+        xs.append(xs[-1] + _next_to(glyphs[i - 1], dys[i - 1], glyphs[i], dys[i], overlap))
+    x_min = min(xs)
+    xs = [x - x_min for x in xs]
+    base = max(g.shape[0] - dy for g, dy in zip(glyphs, dys))
+    tops = [base - g.shape[0] + dy for g, dy in zip(glyphs, dys)]
+    y_min = min(tops)
+    h = max(t - y_min + g.shape[0] for t, g in zip(tops, glyphs))
+    w = max(x + g.shape[1] for x, g in zip(xs, glyphs))
+    out = np.zeros((h, w), np.uint8)
+    for g, x, t in zip(glyphs, xs, tops):
+        region = out[t - y_min : t - y_min + g.shape[0], x : x + g.shape[1]]
+        np.maximum(region, g, out=region)
+    return out, [(x, x + g.shape[1]) for x, g in zip(xs, glyphs)]
+
+
+def _cut(ink: np.ndarray, spans: list[tuple[int, int]], lo: int | None, hi: int | None,
+         ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``ink`` with the columns before ``lo`` and from ``hi`` on erased, trimmed; spans moved."""
+    ink = ink.copy()
+    if lo is not None:
+        ink[:, : max(lo, 0)] = 0
+    if hi is not None:
+        ink[:, hi:] = 0
+    cols = np.nonzero(ink.max(axis=0) > 20)[0]
+    rows = np.nonzero(ink.max(axis=1) > 20)[0]
+    if len(cols) == 0:
+        return ink[:0, :0], spans
+    x0 = int(cols[0])
+    ink = ink[rows[0] : rows[-1] + 1, x0 : cols[-1] + 1]
+    return ink, [(a - x0, b - x0) for a, b in spans]
+
+
+def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                ) -> tuple[np.ndarray, int, int, int, float, float] | None:
+    """One training crop: ``(field uint8 [28, 56], left label, right label, is pair,
+    left end, right start)`` (labels -1 and ends 0 for a non-pair)."""
+    height = float(np.exp(rng.uniform(np.log(16), np.log(64))))
+    slant = rng.uniform(-0.3, 0.15)
+    kind = rng.choice(["pair", "single", "triple", "half", "marks"], p=[0.5, 0.17, 0.08, 0.08, 0.17])
+    if kind == "marks":
+        # no digits: a scribble stretched to a pair's width, or a few letters
+        if rng.random() < 0.4:
+            mark = _scribble(rng)
+            mark = cv2.resize(mark, (int(mark.shape[1] * rng.uniform(1.0, 2.5)), mark.shape[0]))
+        else:
+            mark = _letters(rng)
+        ink = (np.clip(mark, 0, 1) * 255).astype(np.uint8)
+        ink, _ = _cut(ink, [], None, None)
+        if ink.size == 0:
+            return None
+        ink = cv2.resize(ink, (max(1, int(ink.shape[1] * height / ink.shape[0])), int(height)),
+                         interpolation=cv2.INTER_AREA)
+        return (pair_field(ink) * 255 + 0.5).astype(np.uint8), -1, -1, 0, 0.0, 0.0
+    n = {"pair": 2, "single": 1, "triple": 3, "half": 2}[str(kind)]
+    left_ctx, right_ctx = rng.random() < 0.3, rng.random() < 0.3
+    idx = rng.integers(len(images), size=n + 2)
+    glyphs = []
+    for i in idx:
+        g = _glyph(images[i], rng, height * rng.uniform(0.9, 1.1), slant + rng.normal(0, 0.05))
+        if g is None:
+            return None
+        glyphs.append(g)
+    core = list(range(1, n + 1))  # glyph 0 and n + 1 are the possible context slivers
+    use = ([0] if left_ctx else []) + core + ([n + 1] if right_ctx else [])
+    ink, spans = _compose([glyphs[i] for i in use], rng)
+    first = 1 if left_ctx else 0
+    core_spans = spans[first : first + n]
+    lo = hi = None
+    if left_ctx:
+        # a vertical cut somewhere in the overlap of the sliver and the first digit
+        a, b = sorted((core_spans[0][0], spans[0][1]))
+        lo = int(rng.integers(a - 1, b + 2))
+    if right_ctx:
+        a, b = sorted((spans[-1][0], core_spans[-1][1]))
+        hi = int(rng.integers(a - 1, b + 2))
+    if kind == "half":
+        # one of the two digits cut through its middle: not a pair of whole digits
+        if rng.random() < 0.5:
+            x0, x1 = core_spans[1]
+            hi = int(x0 + rng.uniform(0.3, 0.6) * (x1 - x0))
+        else:
+            x0, x1 = core_spans[0]
+            lo = int(x0 + rng.uniform(0.4, 0.7) * (x1 - x0))
+    ink, spans = _cut(ink, spans, lo, hi)
+    if ink.size == 0 or ink.shape[0] < 4 or ink.shape[1] < 2:
+        return None
+    if rng.random() < 0.3:
+        ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
+    field = (pair_field(ink) * 255 + 0.5).astype(np.uint8)
+    if kind != "pair":
+        return field, -1, -1, 0, 0.0, 0.0
+    core_spans = spans[first : first + 2]
+    w = ink.shape[1]
+    end = float(np.clip(core_spans[0][1] / w, 0, 1))
+    start = float(np.clip(core_spans[1][0] / w, 0, 1))
+    a, b = (int(labels[idx[i]]) for i in core)
+    return field, a, b, 1, end, start
+
+
+def _make_chunk(args: tuple[np.ndarray, np.ndarray, int, int]) -> tuple[np.ndarray, ...]:
+    images, labels, n, seed = args
+    rng = np.random.default_rng(seed)
+    fields, rows = [], []
+    while len(fields) < n:
+        s = make_sample(images, labels, rng)
+        if s is not None:
+            fields.append(s[0])
+            rows.append(s[1:])
+    r = np.array(rows, np.float64)
+    return (np.stack(fields), r[:, 0].astype(np.int64), r[:, 1].astype(np.int64),
+            r[:, 2].astype(np.float32), r[:, 3:5].astype(np.float32))
+
+
+def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, seed: int, workers: int = 1,
+               ) -> tuple[np.ndarray, ...]:
+    """``n`` crops: ``(fields uint8 [n, 28, 56], left [n], right [n], is pair [n], ends [n, 2])``."""
+    chunks = max(1, min(64, n // 2000))
+    jobs = [(images, labels, n // chunks + (1 if i < n % chunks else 0), seed * 1000 + i) for i in range(chunks)]
+    if workers > 1:
+        with Pool(workers) as pool:
+            parts = pool.map(_make_chunk, jobs)
+    else:
+        parts = [_make_chunk(j) for j in jobs]
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def pair_loss(out: torch.Tensor, left: torch.Tensor, right: torch.Tensor, is_pair: torch.Tensor,
+              ends: torch.Tensor) -> torch.Tensor:
+    pos = is_pair > 0.5
+    loss = F.binary_cross_entropy_with_logits(out[:, 20], is_pair)
+    if pos.any():
+        loss = loss + F.cross_entropy(out[pos, :10], left[pos], label_smoothing=0.05)
+        loss = loss + F.cross_entropy(out[pos, 10:20], right[pos], label_smoothing=0.05)
+        loss = loss + 10.0 * F.smooth_l1_loss(torch.sigmoid(out[pos, 21:23]), ends[pos], beta=0.05)
+    return loss
+
+
+@torch.inference_mode()
+def pair_metrics(model: torch.nn.Module, data: tuple[np.ndarray, ...], batch: int = 1024) -> dict[str, float]:
+    """Held-out figures: both digits right on pairs, pair / non-pair told apart, and the
+    mean error of the split ends (fraction of width)."""
+    fields, left, right, is_pair, ends = data
+    model.eval()
+    outs = []
+    mean, std = MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"]
+    for i in range(0, len(fields), batch):
+        x = (torch.from_numpy(fields[i : i + batch]).float() / 255 - mean) / std
+        outs.append(model(x[:, None]))
+    out = torch.cat(outs).numpy()
+    pos = is_pair > 0.5
+    said_pair = out[:, 20] > 0
+    both = (out[pos, :10].argmax(1) == left[pos]) & (out[pos, 10:20].argmax(1) == right[pos])
+    err = np.abs(1 / (1 + np.exp(-out[pos, 21:23])) - ends[pos]).mean()
+    return {"pair_read": float(both.mean()), "pair_found": float(said_pair[pos].mean()),
+            "non_pair_rejected": float((~said_pair[~pos]).mean()), "split_error": float(err)}
+
+
+def run(settings: PairSettings) -> dict[str, Any]:
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    images, labels = load_mnist("train", settings.data_dir, download=settings.download)
+    images, labels = images.numpy(), labels.numpy()
+    train_imgs, train_lbls = images[:-HELD_OUT], labels[:-HELD_OUT]
+    t0 = time.time()
+    print(f"composing {settings.samples} training crops and 10000 held-out ones ...", flush=True)
+    data = make_pairs(train_imgs, train_lbls, settings.samples, settings.seed, settings.workers)
+    held = make_pairs(images[-HELD_OUT:], labels[-HELD_OUT:], 10000, settings.seed + 1, settings.workers)
+    print(f"  done in {time.time() - t0:.0f} s", flush=True)
+    config = ModelConfig(arch="pairnet", widths=tuple(settings.widths), num_classes=len(PAIR_CLASS_NAMES))
+    model = build_model(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
+    steps = settings.epochs * math.ceil(settings.samples / settings.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps, pct_start=0.15)
+    fields = torch.from_numpy(data[0])
+    tensors = [torch.from_numpy(a) for a in data[1:]]
+    mean, std = MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"]
+    out_dir = Path(settings.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
+    history = []
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(fields))
+        total, seen = 0.0, 0
+        bar = tqdm(range(0, len(perm), settings.batch_size), desc=f"epoch {epoch}/{settings.epochs}", unit="batch")
+        for i in bar:
+            b = perm[i : i + settings.batch_size]
+            x = fields[b].float()
+            # a pixel or two of shift either way, so the heads do not rely on exact centring
+            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,)))
+            x = torch.roll(x, shifts=(dy, dx), dims=(1, 2))
+            x = (x / 255 - mean) / std
+            out = model(x[:, None])
+            loss = pair_loss(out, *(t[b] for t in tensors))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(b)
+            seen += len(b)
+            bar.set_postfix(loss=f"{total / seen:.3f}")
+        m = pair_metrics(model, held)
+        m.update(epoch=epoch, train_loss=total / seen, elapsed_s=round(time.time() - t0, 1))
+        history.append(m)
+        print(json.dumps(m), flush=True)
+    metrics = {**history[-1], "parameters": count_parameters(model), "held_out_pairs": len(held[0])}
+    ckpt = make_checkpoint(model, metrics=metrics, settings={k: (list(v) if isinstance(v, tuple) else v)
+                                                              for k, v in asdict(settings).items()},
+                           class_names=PAIR_CLASS_NAMES)
+    save_checkpoint(ckpt, out_dir / "model.pt")
+    (out_dir / "metrics.json").write_text(json.dumps(history, indent=1))
+    return metrics
+
+
+def parse_args(argv: Sequence[str] | None = None) -> PairSettings:
+    d = PairSettings()
+    p = argparse.ArgumentParser(prog="python -m training.pairs", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or data/mnist)")
+    p.add_argument("--download", action="store_true", help="download MNIST when the folder lacks it")
+    p.add_argument("--out", default=d.out, help=f"run folder; the weights go to OUT/model.pt (default {d.out})")
+    p.add_argument("--samples", type=int, default=d.samples, help=f"training crops composed (default {d.samples})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over them (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak AdamW learning rate (default {d.lr})")
+    p.add_argument("--widths", type=int, nargs=3, default=list(d.widths), help="channels of the three stages")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
+    p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
+    p.add_argument("--workers", type=int, default=d.workers, help=f"processes composing crops (default {d.workers})")
+    a = p.parse_args(argv)
+    if a.samples < 100 or a.epochs < 1 or a.batch_size < 1:
+        p.error("--samples must be >= 100, --epochs and --batch-size >= 1")
+    return PairSettings(data_dir=a.data_dir, download=a.download, out=a.out, samples=a.samples, epochs=a.epochs,
+                        batch_size=a.batch_size, lr=a.lr, widths=tuple(a.widths), seed=a.seed,
+                        threads=a.threads, workers=a.workers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        metrics = run(settings)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no weights written", file=sys.stderr)
+        return 130
+    print(f"wrote {Path(settings.out) / 'model.pt'}: " + json.dumps(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
