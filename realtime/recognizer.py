@@ -84,7 +84,7 @@ MERGE_MIN_CONF = 0.5
 # from 0.9 or 1.1 heights, each bought precision with touching digits read).
 PAIR_MIN_ASPECT = 0.6
 PAIR_MAX_ASPECT = 2.6
-PAIR_TRIGGER = 0.95
+PAIR_TRIGGER = 0.8
 
 Lattices = dict[int, tuple[int, list[tuple[int, int, int]]]]
 Merges = list[tuple[int, int, int]]
@@ -270,8 +270,10 @@ class Recognizer:
         self.backend = self._make_backend(model, backend, self.threads, calibration)
         self.pair_backend = None
         if pair_model is not None:
+            # one thread: a second pool of spinning threads beside the digit network's
+            # halved the 2-thread frame rate, and its batches are small
             self.pair_backend = self._make_backend(pair_model, "onnx" if backend in ("auto", "int8") else backend,
-                                                   self.threads, None, shape=(self.size, 2 * self.size))
+                                                   1, None, shape=(self.size, 2 * self.size))
         # the first run of a session allocates and plans, and the normalization kernels
         # compile (or load from the disk cache): keep that out of frame timings
         for n in (1, 32):

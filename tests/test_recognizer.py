@@ -160,9 +160,6 @@ def test_int8_needs_calibration_images(recognizer, tmp_path):
 # --------------------------------------------------------------------------- rendered scenes
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 target not met yet: straight cuts between touching digits "
-                   "still cut through overlapping strokes in chains of 4-5 (measured 78% read, 2-digit 80%, "
-                   "5-digit 71%; target 80%)")
 def test_touching_digits_are_split_and_read(recognizer, mnist_test):
     """Every number drawn with its digits touching (overlapping by 1-2 px)."""
     total = Counts()
@@ -184,7 +181,7 @@ def test_touching_digits_are_split_and_read(recognizer, mnist_test):
 
 @pytest.mark.xfail(strict=True, reason="issue 5 target not met yet: script letters (u, v, r, m, k) are read "
                    "as 1/4/7 with high confidence; the 'not a digit' class never saw letters (measured precision "
-                   "0.88, target 0.95)")
+                   "0.87 with the pair reader, 0.88 without; target 0.95)")
 def test_non_digit_marks_are_not_read_as_digits(recognizer, mnist_test):
     total = Counts()
     for seed in range(6):
