@@ -47,6 +47,19 @@ def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
+def _stages(a: int, b: int, c: int) -> nn.Sequential:
+    """The three conv stages both networks share: full, half and quarter resolution."""
+    return nn.Sequential(
+        *_conv_bn_relu(1, a),
+        nn.MaxPool2d(2),
+        *_conv_bn_relu(a, b),
+        *_conv_bn_relu(b, b),
+        nn.MaxPool2d(2),
+        *_conv_bn_relu(b, c),
+        *_conv_bn_relu(c, c),
+    )
+
+
 class DigitNet(nn.Module):
     """Input: normalized [N, 1, 28, 28] float; output: class logits [N, num_classes]."""
 
@@ -56,15 +69,7 @@ class DigitNet(nn.Module):
             raise ValueError(f"unknown architecture {config.arch!r}")
         a, b, c = config.widths
         self.config = config
-        self.features = nn.Sequential(
-            *_conv_bn_relu(1, a),
-            nn.MaxPool2d(2),
-            *_conv_bn_relu(a, b),
-            *_conv_bn_relu(b, b),
-            nn.MaxPool2d(2),
-            *_conv_bn_relu(b, c),
-            *_conv_bn_relu(c, c),
-        )
+        self.features = _stages(a, b, c)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(c, config.num_classes)
 
@@ -85,15 +90,7 @@ class PairNet(nn.Module):
             raise ValueError(f"unknown architecture {config.arch!r}")
         a, b, c = config.widths
         self.config = config
-        self.features = nn.Sequential(
-            *_conv_bn_relu(1, a),
-            nn.MaxPool2d(2),
-            *_conv_bn_relu(a, b),
-            *_conv_bn_relu(b, b),
-            nn.MaxPool2d(2),
-            *_conv_bn_relu(b, c),
-            *_conv_bn_relu(c, c),
-        )
+        self.features = _stages(a, b, c)
         self.pool = nn.AdaptiveAvgPool2d((1, 7))
         self.head = nn.Sequential(nn.Linear(7 * c, 128), nn.ReLU(inplace=True), nn.Linear(128, config.num_classes))
 
