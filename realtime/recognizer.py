@@ -106,6 +106,11 @@ def opencv_single_thread() -> Any:
         cv2.setNumThreads(before)
 
 
+def _max_cuts(w: int, h: int) -> int:
+    """Cut points offered in a blob's lattice: CUTS_PER_WIDTH per blob height of width."""
+    return int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
+
+
 def _pair_weights(given: str | os.PathLike | None) -> Path | None:
     """The pair reader's checkpoint: ``given`` ("" for none), else ``$DIGITS_PAIR_WEIGHTS``,
     else ``assets/pairs.pt`` when it exists."""
@@ -392,8 +397,7 @@ class Recognizer:
             if w / h >= cfg.split_min_aspect:
                 # several cut points even for a blob barely wider than a digit: in a pair
                 # of overlapping digits the single deepest valley is often the wrong cut
-                cuts = int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
-                n_points, segs = cut_lattice(c, cfg, max_cuts=cuts)
+                n_points, segs = cut_lattice(c, cfg, max_cuts=_max_cuts(w, h))
                 lattices[n] = (n_points, [(i, j, len(crops) + k) for k, (i, j, _) in enumerate(segs)])
                 crops.extend(part for _, _, part in segs)
         merges: Merges = []
@@ -420,7 +424,7 @@ class Recognizer:
             if probs is not None and w / h <= cfg.whole_max_aspect and probs[n, :10].max() >= PAIR_TRIGGER:
                 continue
             if w / h >= cfg.split_min_aspect:
-                points = lattice_points(c, int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10)))
+                points = lattice_points(c, _max_cuts(w, h))
             else:
                 points = [0, w]
             last = len(points) - 1

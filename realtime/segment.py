@@ -661,10 +661,14 @@ def _cut_points(proj: np.ndarray, h: int, max_cuts: int) -> list[int]:
     return [0, *sorted(cuts), w]
 
 
+def _profile(mask: np.ndarray) -> np.ndarray:
+    """A blob's ink per column, smoothed over 3 columns (float64)."""
+    return np.convolve(mask.sum(axis=0).astype(np.float64), np.ones(3) / 3, mode="same")
+
+
 def lattice_points(cand: Candidate, max_cuts: int = 10) -> list[int]:
     """The columns (relative to the blob's box) of :func:`cut_lattice`'s cut points."""
-    proj = np.convolve(cand.mask.sum(axis=0).astype(np.float64), np.ones(3) / 3, mode="same")
-    return _cut_points(proj, cand.box[3], max_cuts)
+    return _cut_points(_profile(cand.mask), cand.box[3], max_cuts)
 
 
 def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts: int = 10,
@@ -683,8 +687,7 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
     classifier, not guessed from the blob's width.
     """
     x, y, w, h = cand.box
-    proj = cand.mask.sum(axis=0).astype(np.float64)
-    proj = np.convolve(proj, np.ones(3) / 3, mode="same")
+    proj = _profile(cand.mask)
     kernel = native.compiled("lattice")
     if kernel is not None:
         # the same steps compiled (given this very profile: equally deep minima then

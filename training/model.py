@@ -63,39 +63,38 @@ def _stages(a: int, b: int, c: int) -> nn.Sequential:
 class DigitNet(nn.Module):
     """Input: normalized [N, 1, 28, 28] float; output: class logits [N, num_classes]."""
 
+    ARCH = "digitnet"
+
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
-        if config.arch != "digitnet":
+        if config.arch != self.ARCH:
             raise ValueError(f"unknown architecture {config.arch!r}")
         a, b, c = config.widths
         self.config = config
         self.features = _stages(a, b, c)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(c, config.num_classes)
+        self.pool, self.head = self._pool_and_head(c, config.num_classes)
+
+    @staticmethod
+    def _pool_and_head(channels: int, outputs: int) -> tuple[nn.Module, nn.Module]:
+        return nn.AdaptiveAvgPool2d(1), nn.Linear(channels, outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.pool(self.features(x)), 1))
 
 
-class PairNet(nn.Module):
+class PairNet(DigitNet):
     """Two touching digits: input [N, 1, 28, 56] (``realtime.pairs.pair_field``); output
     [N, 23]: the left digit's 10 logits, the right digit's 10, a "this is a pair" logit
     and two split logits (see ``realtime.pairs``). The same three stages as
     :class:`DigitNet`, but the features are pooled into 7 columns, not one, because the
     heads must know which digit is on which side."""
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        if config.arch != "pairnet":
-            raise ValueError(f"unknown architecture {config.arch!r}")
-        a, b, c = config.widths
-        self.config = config
-        self.features = _stages(a, b, c)
-        self.pool = nn.AdaptiveAvgPool2d((1, 7))
-        self.head = nn.Sequential(nn.Linear(7 * c, 128), nn.ReLU(inplace=True), nn.Linear(128, config.num_classes))
+    ARCH = "pairnet"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.pool(self.features(x)), 1))
+    @staticmethod
+    def _pool_and_head(channels: int, outputs: int) -> tuple[nn.Module, nn.Module]:
+        return nn.AdaptiveAvgPool2d((1, 7)), nn.Sequential(
+            nn.Linear(7 * channels, 128), nn.ReLU(inplace=True), nn.Linear(128, outputs))
 
 
 def build_model(config: ModelConfig) -> nn.Module:
