@@ -1,6 +1,8 @@
 """Add int8 calibration images to an existing checkpoint (``python -m training.calibrate``).
 
-Checkpoints written by ``python -m training`` already carry them; this is for older ones.
+Checkpoints written by ``python -m training`` and ``python -m training.pairs`` already
+carry them; this is for older ones. A pair reader's checkpoint gets composed pairs of
+training digits (``training.pairs.pair_calibration``) instead of single digits.
 The live recognizer quantizes the network to int8 at load time when a checkpoint has
 them, using these training images to fix each layer's activation range. The weights are
 left untouched and the file is rewritten atomically.
@@ -16,6 +18,7 @@ from training.checkpoint import (
     CALIBRATION_IMAGES,
     CheckpointError,
     calibration_images,
+    is_pair_reader,
     read_checkpoint,
     save_checkpoint,
 )
@@ -39,11 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--images must be >= 1")
     try:
         ckpt = read_checkpoint(args.checkpoint)
-        images, _ = load_mnist("train", args.data_dir, download=args.download)
+        images, labels = load_mnist("train", args.data_dir, download=args.download)
     except (CheckpointError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    ckpt["calibration"] = calibration_images(images, args.images, args.seed)
+    if is_pair_reader(ckpt):
+        from training.pairs import HELD_OUT, pair_calibration
+
+        # composed pairs, as the pair reader was trained on (never its held-out digits)
+        ckpt["calibration"] = pair_calibration(images[:-HELD_OUT].numpy(), labels[:-HELD_OUT].numpy(),
+                                               args.images, args.seed)
+    else:
+        ckpt["calibration"] = calibration_images(images, args.images, args.seed)
     save_checkpoint(ckpt, args.checkpoint)
     print(f"{args.checkpoint}: {len(ckpt['calibration'])} calibration images stored")
     return 0

@@ -7,6 +7,7 @@ A checkpoint is a dict of plain values and tensors, never pickled modules::
      "normalization": {"mean": .., "std": .., "size": 28, "box": 20},
      "class_names": ["0", ..., "9"], "metrics": {...}, "settings": {...},
      "calibration": uint8 tensor [N, 28, 28],  # optional: training images for int8 inference
+                                               # ([N, 28, 56] pair fields for the pair reader)
      "training_state": {...}}   # only in resumable checkpoints
 
 The normalization constants live here and only here: the live recognizer reads them
@@ -40,6 +41,12 @@ def calibration_images(images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: 
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(images), generator=g)[:n]
     return images[idx].to(torch.uint8).clone()
+
+
+def is_pair_reader(ckpt: dict[str, Any]) -> bool:
+    """Whether a checkpoint holds the pair reader (``realtime.pairs``), not a digit network."""
+    config = ckpt.get("model_config")
+    return isinstance(config, dict) and config.get("arch") == "pairnet"
 
 
 class CheckpointError(Exception):
@@ -130,9 +137,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     calib = ckpt.get("calibration")
     if calib is not None:
         size = int(ckpt["normalization"].get("size", 28))
+        # the pair reader's inputs are two fields wide (realtime.pairs)
+        shape = (size, 2 * size) if is_pair_reader(ckpt) else (size, size)
         if not (isinstance(calib, torch.Tensor) and calib.dtype == torch.uint8 and calib.ndim == 3
-                and tuple(calib.shape[1:]) == (size, size) and len(calib) > 0):
-            raise CheckpointError(f"{path}: calibration images must be uint8 [N, {size}, {size}]")
+                and tuple(calib.shape[1:]) == shape and len(calib) > 0):
+            raise CheckpointError(f"{path}: calibration images must be uint8 [N, {shape[0]}, {shape[1]}]")
     return ckpt
 
 

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from realtime.pairs import pair_field
-from training.checkpoint import MNIST_NORMALIZATION, make_checkpoint, save_checkpoint
+from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION, make_checkpoint, save_checkpoint
 from training.data import DataError, load_mnist
 from training.model import ModelConfig, build_model, count_parameters
 from training.negatives import _letters, _scribble
@@ -236,6 +236,13 @@ def _make_chunk(args: tuple[np.ndarray, np.ndarray, int, int]) -> tuple[np.ndarr
             r[:, 2].astype(np.float32), r[:, 3:5].astype(np.float32))
 
 
+def pair_calibration(images: np.ndarray, labels: np.ndarray, n: int = CALIBRATION_IMAGES,
+                     seed: int = 0) -> torch.Tensor:
+    """``n`` composed training crops (uint8 [n, 28, 56]) for the int8 quantization of the
+    pair reader, as :func:`training.checkpoint.calibration_images` for the digit net."""
+    return torch.from_numpy(make_pairs(images, labels, n, seed)[0])
+
+
 def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, seed: int, workers: int = 1,
                ) -> tuple[np.ndarray, ...]:
     """``n`` crops: ``(fields uint8 [n, 28, 56], left [n], right [n], is pair [n], ends [n, 2])``."""
@@ -335,7 +342,7 @@ def run(settings: PairSettings) -> dict[str, Any]:
     metrics = {**history[-1], "parameters": count_parameters(model), "held_out_pairs": len(held[0])}
     ckpt = make_checkpoint(model, metrics=metrics, settings={k: (list(v) if isinstance(v, tuple) else v)
                                                               for k, v in asdict(settings).items()},
-                           class_names=PAIR_CLASS_NAMES)
+                           class_names=PAIR_CLASS_NAMES, calibration=torch.from_numpy(data[0][:CALIBRATION_IMAGES]))
     save_checkpoint(ckpt, out_dir / "model.pt")
     (out_dir / "metrics.json").write_text(json.dumps(history, indent=1))
     return metrics
