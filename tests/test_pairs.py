@@ -10,12 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.metrics import Counts, score_frame
 from benchmarks.scenes import SceneConfig, render_scene
 from realtime.pairs import MAX_W, WIDTH, decode, pair_field
 from realtime.recognizer import DEFAULT_PAIR_WEIGHTS, Recognizer
-from training.checkpoint import CheckpointError
+from training.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from training.pairs import _next_to, make_sample
 from tests.live_fixtures import *  # noqa: F403 - pytest fixtures
 
@@ -117,9 +118,96 @@ def test_pair_training_cli_writes_a_loadable_reader(mnist_dir: Path, tmp_path: P
                          cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "wrote" in res.stdout and (out / "model.pt").is_file()
+    ckpt = read_checkpoint(out / "model.pt")
+    # composed training pairs, for the int8 quantization the recognizer does at load
+    assert ckpt["calibration"].dtype == torch.uint8 and tuple(ckpt["calibration"].shape) == (256, 28, 56)
+    assert ckpt["calibration"].float().mean() > 5  # ink, not empty fields
     rec = Recognizer.load(recognizer.weights_path, pair_weights=out / "model.pt")
+    assert rec.pair_backend.name == "onnxruntime int8"
     frame, _, _ = render_scene(0, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
     rec.detect(frame)  # the untrained reader runs end to end
     bad = subprocess.run([sys.executable, "-m", "training.pairs", "--data-dir", str(tmp_path / "none")],
                          cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def _pair_crops(rec: Recognizer, mnist_test, seeds: range) -> list[np.ndarray]:
+    """The pair reader's inputs on rendered touching numbers, one array per frame."""
+    out = []
+    for seed in seeds:
+        frame, _, _ = render_scene(seed, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
+        ink, cands = rec.candidates(frame)
+        parts = [p for _, _, _, p in rec.pair_hypotheses(cands)]
+        out.append((ink, parts))
+    return out
+
+
+@pytest.mark.skipif(not DEFAULT_PAIR_WEIGHTS.is_file(), reason="no assets/pairs.pt")
+def test_calibrating_a_pair_checkpoint_makes_an_int8_reader_that_reads_like_float(
+        recognizer, mnist_dir: Path, repo_root: Path, tmp_path: Path, mnist_test) -> None:
+    """``training.calibrate`` on a pair reader stores composed pair fields; the int8
+    reader built from them answers what the float reader does on real pair crops."""
+    ckpt = read_checkpoint(DEFAULT_PAIR_WEIGHTS)
+    ckpt.pop("calibration", None)
+    path = save_checkpoint(ckpt, tmp_path / "pairs.pt")
+    float_rec = Recognizer.load(recognizer.weights_path, pair_weights=path)
+    assert float_rec.pair_backend.name == "onnxruntime"  # nothing to quantize from
+    res = subprocess.run([sys.executable, "-m", "training.calibrate", str(path), "--data-dir", str(mnist_dir),
+                          "--images", "128"], cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    calib = read_checkpoint(path)["calibration"]
+    assert tuple(calib.shape) == (128, 28, 56) and calib.dtype == torch.uint8
+    int8_rec = Recognizer.load(recognizer.weights_path, pair_weights=path)
+    assert int8_rec.pair_backend.name == "onnxruntime int8"
+    same = total = 0
+    for ink, parts in _pair_crops(float_rec, mnist_test, range(200, 204)):
+        lf, rf, pf, _ = float_rec.read_pairs(ink, parts)
+        l8, r8, p8, _ = int8_rec.read_pairs(ink, parts)
+        same += int(((lf.argmax(1) == l8.argmax(1)) & (rf.argmax(1) == r8.argmax(1))).sum())
+        total += len(parts)
+        assert np.abs(pf - p8).max() < 0.3
+    assert total >= 20 and same >= 0.9 * total, (same, total)
+
+
+def test_pair_calibration_must_be_pair_fields(tmp_path: Path) -> None:
+    """A pair reader's calibration images are two fields wide; single-digit ones are
+    refused at load with a one-line error (they would quantize a graph of another shape)."""
+    from training.model import ModelConfig, build_model
+    from training.checkpoint import load_checkpoint, make_checkpoint
+
+    model = build_model(ModelConfig(arch="pairnet", widths=(4, 8, 8), num_classes=23))
+    from training.pairs import PAIR_CLASS_NAMES
+
+    ckpt = make_checkpoint(model, class_names=PAIR_CLASS_NAMES, calibration=torch.zeros(4, 28, 28, dtype=torch.uint8))
+    path = save_checkpoint(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"uint8 \[N, 28, 56\]"):
+        load_checkpoint(path)
+    ckpt["calibration"] = torch.zeros(4, 28, 56, dtype=torch.uint8)
+    load_checkpoint(save_checkpoint(ckpt, tmp_path / "good.pt"))
+
+
+def test_blobs_read_whole_with_confidence_get_no_lattice(recognizer, mnist_test, monkeypatch) -> None:
+    """Lattices and pair crops go only to the blobs the digit network is unsure of: on
+    touching and separate digits that sends far fewer crops through the networks, and
+    reads the same digits as offering every wide blob's lattice."""
+    import realtime.recognizer as recognizer_module
+
+    sizes: list[int] = []
+    predict = recognizer.predict
+
+    def counting(crops):
+        sizes.append(len(crops))
+        return predict(crops)
+
+    monkeypatch.setattr(recognizer, "predict", counting)
+    frames = [render_scene(seed, SceneConfig.clean(touching_prob=0.2, group_prob=0.8), mnist_test)[0]
+              for seed in range(300, 306)]
+    gated = [recognizer.detect(f) for f in frames]
+    n_gated, sizes[:] = sum(sizes), []
+    monkeypatch.setattr(recognizer_module, "SURE_WHOLE", 1.01)  # nothing is sure
+    every = [recognizer.detect(f) for f in frames]
+    n_every = sum(sizes)
+    a = [(d.box, d.digit) for ds in gated for d in ds]
+    b = [(d.box, d.digit) for ds in every for d in ds]
+    assert n_gated < 0.8 * n_every, (n_gated, n_every)
+    assert len(set(a) & set(b)) >= 0.97 * max(len(a), len(b)), (len(a), len(b), len(set(a) & set(b)))
