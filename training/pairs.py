@@ -10,7 +10,7 @@ pair" output: single digits, three digits, a pair with one digit cut in half, an
 that are no digits at all (random scribbles, generated letters; see
 ``training.negatives``).
 
-    python -m training.pairs --out runs/pairs            # about 20 min on 2 CPU cores
+    python -m training.pairs --out runs/pairs            # about 30 min on 2 CPU cores
     cp runs/pairs/model.pt assets/pairs.pt
 
 Settings: see ``--help``. The weights written are the last epoch's (no selection on
@@ -56,11 +56,11 @@ class PairSettings:
     data_dir: str | None = None
     download: bool = False
     out: str = "runs/pairs"
-    samples: int = 200_000
-    epochs: int = 4
+    samples: int = 400_000
+    epochs: int = 6
     batch_size: int = 256
     lr: float = 2e-3
-    widths: tuple[int, int, int] = (24, 48, 96)
+    widths: tuple[int, int, int] = (16, 32, 64)
     seed: int = 0
     threads: int = 2
     workers: int = 2
@@ -358,7 +358,7 @@ def parse_args(argv: Sequence[str] | None = None) -> PairSettings:
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over them (default {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak AdamW learning rate (default {d.lr})")
-    p.add_argument("--widths", type=int, nargs=3, default=list(d.widths), help="channels of the three stages")
+    p.add_argument("--widths", type=int, nargs=3, default=list(d.widths), help=f"channels of the three stages (default {' '.join(map(str, d.widths))})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
     p.add_argument("--workers", type=int, default=d.workers, help=f"processes composing crops (default {d.workers})")
