@@ -161,7 +161,8 @@ def test_int8_needs_calibration_images(recognizer, tmp_path):
 
 
 def test_touching_digits_are_split_and_read(recognizer, mnist_test):
-    """Every number drawn with its digits touching (overlapping by 1-2 px)."""
+    """Every number drawn with its digits touching (overlapping by 1-2 px). Measured 0.91
+    with the pair reader (0.78 without it)."""
     total = Counts()
     by_len: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # digits in number -> [digits, read right]
     for seed in range(6):
@@ -175,13 +176,13 @@ def test_touching_digits_are_split_and_read(recognizer, mnist_test):
             by_len[sizes[t.number_id]][0] += 1
             by_len[sizes[t.number_id]][1] += j in right
     breakdown = ", ".join(f"{k}-digit numbers {v[1]}/{v[0]}" for k, v in sorted(by_len.items()))
-    assert total.read_correctly >= 0.8, (f"touching digits: {total.correct}/{total.true_digits} read correctly "
+    assert total.read_correctly >= 0.88, (f"touching digits: {total.correct}/{total.true_digits} read correctly "
                                          f"({total.read_correctly:.2f}), precision {total.precision:.2f}; {breakdown}")
 
 
 @pytest.mark.xfail(strict=True, reason="issue 5 target not met yet: script letters (u, v, r, m, k) are read "
                    "as 1/4/7 with high confidence; the 'not a digit' class never saw letters (measured precision "
-                   "0.87 with the pair reader, 0.88 without; target 0.95)")
+                   "0.855 with the pair reader, 0.877 without; target 0.95)")
 def test_non_digit_marks_are_not_read_as_digits(recognizer, mnist_test):
     total = Counts()
     for seed in range(6):
