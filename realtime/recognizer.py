@@ -1,6 +1,8 @@
 """The Python API: ``Recognizer.load()``, ``detect(frame)``, ``classify(crops)``.
 
-The network runs once per frame on all of its crops (one batch). The checkpoint is
+The network runs on a frame's crops in at most two batches: every blob first, then the
+cut-lattice parts of the blobs that reading leaves unsure (and the pair reader on their
+stretches, in one batch of its own). The checkpoint is
 rebuilt with PyTorch and, when onnxruntime is installed, exported in memory to ONNX
 and run by ONNX Runtime, which is 2-4x faster than PyTorch eager for a net this small
 on a CPU; PyTorch eager stays as the fallback (``backend="torch"``). When the

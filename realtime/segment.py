@@ -681,7 +681,7 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
     profile that merely rises from the blob's side inward would offer a cut that shaves
     a sliver off one digit (read as a confident "1"). Every stretch between two cut
     points that is as wide as a digit can be (from a narrow 1 to a wide 0) is a segment ``(i, j, part)``: points ``i < j`` and the
-    part's pixels with a tight box. The recognizer classifies all segments in the frame's
+    part's pixels with a tight box. The recognizer classifies all segments of a frame in
     one batch and picks the chain of segments from the first point to the last that it
     reads most confidently, so the number of digits in the blob is decided by the
     classifier, not guessed from the blob's width.
