@@ -41,6 +41,7 @@ from realtime.segment import (
     best_chain,
     cut_lattice,
     lattice_points,
+    lattice_stretches,
     merge_pieces,
     piece_pairs,
     segment,
@@ -295,9 +296,12 @@ class Recognizer:
     def _calibration(self, checkpoint: dict[str, Any]) -> np.ndarray | None:
         """A checkpoint's calibration images as normalized network inputs [N, 1, H, W]."""
         calib = checkpoint.get("calibration")
-        if calib is None:
-            return None
-        return ((np.asarray(calib, np.float32)[:, None] / 255.0 - self.mean) / self.std).astype(np.float32)
+        return None if calib is None else self._net_input(np.asarray(calib, np.float32) / 255.0)
+
+    def _net_input(self, images: np.ndarray) -> np.ndarray:
+        """Images in [0, 1] [N, H, W] as a network's input: normalized with the
+        checkpoint's constants, float32 [N, 1, H, W], contiguous."""
+        return np.ascontiguousarray(((np.asarray(images, np.float32) - self.mean) / self.std)[:, None])
 
     @staticmethod
     def _make_backend(model: torch.nn.Module, backend: str, threads: int, calibration: np.ndarray | None,
@@ -360,8 +364,7 @@ class Recognizer:
         """Class probabilities [N, classes] for MNIST-style crops [N, 28, 28] in [0, 1]."""
         if len(crops28) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
-        x = ((np.asarray(crops28, np.float32) - self.mean) / self.std)[:, None]
-        logits = self.backend(np.ascontiguousarray(x))
+        logits = self.backend(self._net_input(crops28))
         logits = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
@@ -454,29 +457,14 @@ class Recognizer:
             x, y, w, h = c.box
             if w / h < PAIR_MIN_ASPECT or (probs is not None and self._sure(c, probs[n])):
                 continue
-            if w / h >= cfg.split_min_aspect:
-                points = lattice_points(c, _max_cuts(w, h))
-            else:
-                points = [0, w]
-            last = len(points) - 1
-            for i, a in enumerate(points):
-                for j in range(i + 1, len(points)):
-                    b = points[j]
-                    if b - a > PAIR_MAX_ASPECT * h:
-                        break
-                    if i == 0 and j == last:
-                        out.append((n, i, j, c))
-                        continue
-                    if b - a < PAIR_MIN_ASPECT * h:
-                        continue
-                    part = c.mask[:, a:b]
-                    rows = np.flatnonzero(part.any(axis=1))
-                    cols = np.flatnonzero(part.any(axis=0))
-                    if len(rows) == 0 or rows[-1] + 1 - rows[0] < cfg.part_min_height * h:
-                        continue
-                    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, a + int(cols[0]), a + int(cols[-1]) + 1
-                    out.append((n, i, j, Candidate(box=(x + x0, y + y0, x1 - x0, y1 - y0),
-                                                   mask=c.mask[y0:y1, x0:x1])))
+            points = lattice_points(c, _max_cuts(w, h)) if w / h >= cfg.split_min_aspect else [0, w]
+            parts = lattice_stretches(c, points, PAIR_MIN_ASPECT * h, PAIR_MAX_ASPECT * h, cfg.part_min_height)
+            hyps = [(n, i, j, part) for i, j, part in parts]
+            if w <= PAIR_MAX_ASPECT * h:
+                # the whole blob, in the lattice's order: after the stretches from its left side
+                first = sum(1 for i, _, _ in parts if i == 0)
+                hyps.insert(first, (n, 0, len(points) - 1, c))
+            out.extend(hyps)
         return out
 
     def read_pairs(self, ink: np.ndarray, parts: Sequence[Candidate]) -> tuple[np.ndarray, ...]:
@@ -485,8 +473,7 @@ class Recognizer:
         if self.pair_backend is None or not parts:
             return np.zeros((0, 10)), np.zeros((0, 10)), np.zeros(0), np.zeros((0, 2))
         fields = pairs.pair_fields(ink, [p.box for p in parts], [p.mask for p in parts])
-        x = ((fields - self.mean) / self.std)[:, None].astype(np.float32)
-        return pairs.decode(self.pair_backend(np.ascontiguousarray(x)))
+        return pairs.decode(self.pair_backend(self._net_input(fields)))
 
     def resolve(self, ink: np.ndarray, cands: Sequence[Candidate], plain: bool = False, timer: Timer = untimed,
                 ) -> list[tuple[Candidate, np.ndarray]]:

@@ -696,7 +696,16 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
         return n_points, [(i, j, Candidate(box=(x + x0, y + y0, x1 - x0, y1 - y0), mask=cand.mask[y0:y1, x0:x1]))
                           for i, j, x0, y0, x1, y1 in rows.tolist()]
     points = _cut_points(proj, h, max_cuts)
-    min_w, max_w = max(2, int(0.1 * h)), 1.25 * h
+    return len(points), lattice_stretches(cand, points, max(2, int(0.1 * h)), 1.25 * h, cfg.part_min_height)
+
+
+def lattice_stretches(cand: Candidate, points: Sequence[int], min_w: float, max_w: float,
+                      min_height: float) -> list[tuple[int, int, Candidate]]:
+    """The stretches of a blob between two of its cut ``points`` (columns relative to
+    its box, sides included) from ``min_w`` to ``max_w`` px wide, the whole blob left
+    out, each as ``(i, j, part)``: points ``i < j`` and the part's pixels with a tight
+    box, kept when the part is at least ``min_height`` of the blob's height tall."""
+    x, y, w, h = cand.box
     # per column: its first and last ink row (h and -1 for an empty column); per column
     # index: the nearest ink column at or after it, and at or before it. Each stretch's
     # tight box is then a few scalar lookups instead of numpy calls on its pixels.
@@ -722,12 +731,12 @@ def cut_lattice(cand: Candidate, cfg: SegmentConfig = SegmentConfig(), max_cuts:
             y0, y1 = min(y0, run_top[k]), max(y1, run_bottom[k])
             if b - a < min_w or (i == 0 and j == len(points) - 1):
                 continue  # the whole blob is read as it is anyway
-            if y1 < 0 or y1 + 1 - y0 < cfg.part_min_height * h:
+            if y1 < 0 or y1 + 1 - y0 < min_height * h:
                 continue
             x0, x1 = next_ink[a], prev_ink[b - 1] + 1
             m = cand.mask[y0 : y1 + 1, x0:x1]
             segs.append((i, j, Candidate(box=(x + x0, y + y0, x1 - x0, y1 + 1 - y0), mask=m)))
-    return len(points), segs
+    return segs
 
 
 def piece_pairs(boxes: Sequence[Sequence[int]], max_aspect: float = 1.2, max_gap: float = 0.2,
