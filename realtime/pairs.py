@@ -6,8 +6,10 @@ reader sees each half with a piece of its neighbour and misreads it. The pair re
 (``training.model.PairNet``) sees both digits whole instead: the blob's ink scaled so
 its height is ``BOX`` px (its width at most ``MAX_W`` px), centred in a ``SIZE`` x
 ``2 * SIZE`` field, with the stroke width brought to MNIST's as for single digits. It
-answers both digits, whether the crop is a pair at all, and where each digit ends, as
-fractions of the crop's width (the boxes it reports).
+answers both digits, whether the crop is a pair at all, where each digit ends, as
+fractions of the crop's width (the boxes it reports), and whether the crop is
+handwritten digits at all (one, two or several, whole or cut) rather than letters or a
+scribble: the live view drops a wide blob that answer rejects.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from realtime.normalize import BOX, SIZE, TARGET_STROKE, _adjust_stroke, _trim, 
 WIDTH = 2 * SIZE
 MAX_W = WIDTH - 4  # a very wide pair is scaled to fit, keeping 2 px clear either side
 # The pair net's outputs, in order: the left digit's 10 logits, the right digit's 10, one
-# "this is a pair" logit and the two split logits (left digit's right end, right digit's
-# left end, as fractions of the crop's width after a sigmoid).
-OUTPUTS = 23
+# "this is a pair" logit, the two split logits (left digit's right end, right digit's
+# left end, as fractions of the crop's width after a sigmoid) and one "these are digits"
+# logit. Readers trained before that last output (LEGACY_OUTPUTS) still load: to them
+# every crop is digits.
+OUTPUTS = 24
+LEGACY_OUTPUTS = 23
 
 
 def pair_field(ink: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -62,14 +67,15 @@ def pair_fields(ink: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
     return out
 
 
-def decode(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def decode(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pair net logits [N, OUTPUTS] -> ``(left probs [N, 10], right probs [N, 10],
-    pair probability [N], splits [N, 2])``."""
+    pair probability [N], splits [N, 2], digits probability [N])``."""
     logits = np.asarray(logits, np.float64)
 
     def softmax(z: np.ndarray) -> np.ndarray:
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    sig = 1.0 / (1.0 + np.exp(-logits[:, 20:23]))
-    return softmax(logits[:, :10]), softmax(logits[:, 10:20]), sig[:, 0], sig[:, 1:3]
+    sig = 1.0 / (1.0 + np.exp(-logits[:, 20:OUTPUTS]))
+    digits = sig[:, 3] if sig.shape[1] > 3 else np.ones(len(sig))
+    return softmax(logits[:, :10]), softmax(logits[:, 10:20]), sig[:, 0], sig[:, 1:3], digits

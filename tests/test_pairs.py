@@ -60,30 +60,34 @@ def test_composed_samples_are_consistent():
     for d in range(10):
         cv2.putText(images[d], str(d), (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
     labels = np.arange(10)
-    pairs = 0
-    for _ in range(60):
+    pairs = marks = 0
+    for _ in range(100):
         s = make_sample(images, labels, rng)
         if s is None:
             continue
-        field, a, b, is_pair, end, start = s
+        field, a, b, is_pair, end, start, is_digits = s
         assert field.shape == (28, WIDTH) and field.dtype == np.uint8 and field.max() > 200
         if is_pair:
             pairs += 1
-            assert 0 <= a <= 9 and 0 <= b <= 9
+            assert 0 <= a <= 9 and 0 <= b <= 9 and is_digits == 1
             # the left digit ends right of where the right one starts, or just before
             assert 0.2 < end <= 1.0 and 0.0 <= start < 0.8 and start < end + 0.2
         else:
             assert (a, b, end, start) == (-1, -1, 0.0, 0.0)
-    assert 20 <= pairs <= 50
+            marks += 1 - is_digits
+    assert 30 <= pairs <= 65 and 10 <= marks <= 35, (pairs, marks)
 
 
 def test_decode_splits_the_outputs():
-    logits = np.zeros((1, 23))
-    logits[0, 3], logits[0, 17], logits[0, 20], logits[0, 21], logits[0, 22] = 9, 9, 5, 0, -5
-    left, right, is_pair, ends = decode(logits)
+    logits = np.zeros((1, 24))
+    logits[0, 3], logits[0, 17], logits[0, 20], logits[0, 21], logits[0, 22], logits[0, 23] = 9, 9, 5, 0, -5, -5
+    left, right, is_pair, ends, digits = decode(logits)
     assert left[0].argmax() == 3 and right[0].argmax() == 7
     assert left[0].sum() == pytest.approx(1.0) and is_pair[0] > 0.99
     assert ends[0, 0] == pytest.approx(0.5) and ends[0, 1] < 0.01
+    assert digits[0] < 0.01
+    # a reader trained before the "digits" output takes every crop for digits
+    assert decode(logits[:, :23])[4][0] == 1.0
 
 
 def test_a_digit_checkpoint_is_not_taken_for_a_pair_reader(recognizer):
@@ -161,11 +165,11 @@ def test_calibrating_a_pair_checkpoint_makes_an_int8_reader_that_reads_like_floa
     assert int8_rec.pair_backend.name == "onnxruntime int8"
     same = total = 0
     for ink, parts in _pair_crops(float_rec, mnist_test, range(200, 204)):
-        lf, rf, pf, _ = float_rec.read_pairs(ink, parts)
-        l8, r8, p8, _ = int8_rec.read_pairs(ink, parts)
+        lf, rf, pf, _, df = float_rec.read_pairs(ink, parts)
+        l8, r8, p8, _, d8 = int8_rec.read_pairs(ink, parts)
         same += int(((lf.argmax(1) == l8.argmax(1)) & (rf.argmax(1) == r8.argmax(1))).sum())
         total += len(parts)
-        assert np.abs(pf - p8).max() < 0.3
+        assert np.abs(pf - p8).max() < 0.3 and np.abs(df - d8).max() < 0.3
     assert total >= 20 and same >= 0.9 * total, (same, total)
 
 
@@ -175,7 +179,7 @@ def test_pair_calibration_must_be_pair_fields(tmp_path: Path) -> None:
     from training.model import ModelConfig, build_model
     from training.checkpoint import load_checkpoint, make_checkpoint
 
-    model = build_model(ModelConfig(arch="pairnet", widths=(4, 8, 8), num_classes=23))
+    model = build_model(ModelConfig(arch="pairnet", widths=(4, 8, 8), num_classes=24))
     from training.pairs import PAIR_CLASS_NAMES
 
     ckpt = make_checkpoint(model, class_names=PAIR_CLASS_NAMES, calibration=torch.zeros(4, 28, 28, dtype=torch.uint8))
@@ -211,3 +215,4 @@ def test_blobs_read_whole_with_confidence_get_no_lattice(recognizer, mnist_test,
     b = [(d.box, d.digit) for ds in every for d in ds]
     assert n_gated < 0.8 * n_every, (n_gated, n_every)
     assert len(set(a) & set(b)) >= 0.97 * max(len(a), len(b)), (len(a), len(b), len(set(a) & set(b)))
+

@@ -49,16 +49,21 @@ def _normalize(ink: np.ndarray, size: int = 28, box: int = 20) -> np.ndarray:
     return out
 
 
+def _smooth(points: np.ndarray, rounds: int) -> np.ndarray:
+    """Chaikin corner cutting: a skeleton's corners rounded the way a pen rounds them."""
+    for _ in range(rounds):
+        q = 0.75 * points[:-1] + 0.25 * points[1:]
+        r = 0.25 * points[:-1] + 0.75 * points[1:]
+        points = np.concatenate([points[:1], np.stack([q, r], 1).reshape(-1, 2), points[-1:]])
+    return points
+
+
 def _scribble(rng: np.random.Generator) -> np.ndarray:
     canvas = np.zeros((112, 112), np.float32)
     # five or more turns: three or four make plain curves that look like 1, 7, 0 or 2
     n = int(rng.integers(5, 9))
     pts = rng.uniform(10, 102, size=(n, 2))
-    # Chaikin smoothing: curves, not zigzags
-    for _ in range(3):
-        q = 0.75 * pts[:-1] + 0.25 * pts[1:]
-        r = 0.25 * pts[:-1] + 0.75 * pts[1:]
-        pts = np.concatenate([pts[:1], np.stack([q, r], 1).reshape(-1, 2), pts[-1:]])
+    pts = _smooth(pts, 3)  # curves, not zigzags
     cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, 1.0, int(rng.integers(4, 13)), cv2.LINE_AA)
     return canvas
 
@@ -112,31 +117,58 @@ LETTER_STROKES: dict[str, list[list[tuple[float, float]]]] = {
     "R": [[(0.1, 1.0), (0.1, 0.0), (0.7, 0.02), (0.9, 0.2), (0.85, 0.4), (0.6, 0.5), (0.1, 0.5)],
           [(0.45, 0.5), (0.95, 1.0)]],
     "W": [[(0.0, 0.0), (0.25, 1.0), (0.5, 0.3), (0.75, 1.0), (1.0, 0.0)]],
+    "f": [[(0.9, 0.08), (0.7, 0.0), (0.45, 0.05), (0.4, 0.3), (0.4, 1.0)], [(0.1, 0.4), (0.8, 0.4)]],
+    "p": [[(0.1, 0.35), (0.1, 1.0)], [(0.1, 0.45), (0.45, 0.35), (0.85, 0.4), (0.95, 0.55), (0.85, 0.72),
+                                      (0.45, 0.75), (0.1, 0.65)]],
+    "t": [[(0.4, 0.1), (0.4, 0.9), (0.55, 1.0), (0.85, 0.95)], [(0.05, 0.38), (0.85, 0.38)]],
+    "L": [[(0.1, 0.0), (0.1, 1.0), (0.9, 1.0)]],
+    "P": [[(0.1, 1.0), (0.1, 0.0), (0.7, 0.02), (0.9, 0.2), (0.85, 0.42), (0.6, 0.52), (0.1, 0.52)]],
+    "T": [[(0.0, 0.0), (1.0, 0.0)], [(0.5, 0.0), (0.5, 1.0)]],
+    "V": [[(0.0, 0.0), (0.5, 1.0), (1.0, 0.0)]],
+    "X": [[(0.05, 0.0), (0.95, 1.0)], [(0.95, 0.0), (0.05, 1.0)]],
 }
 
 
 def _letters(rng: np.random.Generator) -> np.ndarray:
-    """One to three letters in a row, written with one slant, size and pen."""
-    canvas = np.zeros((112, 224), np.float32)
+    """One to four letters in a row, written with one slant, size and pen.
+
+    Letters vary the way hands and fonts do: narrow to wide, upright to strongly italic,
+    sharp corners or round arches, thin or heavy strokes, separate or joined by a
+    ligature at the baseline. A pair reader trained on one narrow style rejected exactly
+    that style and still read rounder, wider, heavier letters (an italic n, u or H) as
+    two 1s."""
+    canvas = np.zeros((112, 320), np.float32)
     # single letters most often: the live pipeline reads each separate mark on its own
-    n = 1 if rng.random() < 0.6 else int(rng.integers(2, 4))
+    n = 1 if rng.random() < 0.5 else int(rng.integers(2, 5))
     keys = list(LETTER_STROKES)
     upper = rng.random() < 0.3
     pool = [k for k in keys if k.isupper() == upper]
     h = rng.uniform(60.0, 90.0)
-    slant = rng.uniform(-0.35, 0.15)
-    thick = int(rng.integers(4, 12))
+    slant = rng.uniform(-0.5, 0.15)
+    # up to a heavy marker: a pen a quarter of the ascender height is over a third of an n
+    thick = max(3, int(round(h * rng.uniform(0.05, 0.25))))
+    wobble = rng.uniform(0.02, 0.06)
+    rounds = int(rng.choice([0, 1, 2, 3], p=[0.3, 0.2, 0.3, 0.2]))
+    joined = n > 1 and rng.random() < 0.35
     x = 10.0
+    last: np.ndarray | None = None
     for _ in range(n):
         key = str(rng.choice(pool))
-        w = h * rng.uniform(0.45, 0.75)
-        for stroke in LETTER_STROKES[key]:
-            pts = np.asarray(stroke, np.float64) + rng.normal(0.0, 0.035, (len(stroke), 2))
+        w = h * rng.uniform(0.45, 1.0) * (1.3 if key in "mwMW" else 1.0)
+        if x + w + 10 > canvas.shape[1]:
+            break
+        for k, stroke in enumerate(LETTER_STROKES[key]):
+            pts = np.asarray(stroke, np.float64) + rng.normal(0.0, wobble, (len(stroke), 2))
             px = x + pts[:, 0] * w - slant * (pts[:, 1] - 1.0) * h
             py = 12.0 + pts[:, 1] * h
-            xy = np.round(np.stack([px, py], axis=1)).astype(np.int32)
-            cv2.polylines(canvas, [xy], False, 1.0, thick, cv2.LINE_AA)
-        x += w + rng.uniform(0.05, 0.25) * h
+            xy = _smooth(np.stack([px, py], axis=1), rounds) if len(stroke) > 2 else np.stack([px, py], axis=1)
+            if joined and k == 0 and last is not None:
+                # a ligature from the last letter's end to this one's first stroke
+                cv2.polylines(canvas, [np.round(np.stack([last, xy[0]])).astype(np.int32)], False, 1.0, thick,
+                              cv2.LINE_AA)
+            cv2.polylines(canvas, [np.round(xy).astype(np.int32)], False, 1.0, thick, cv2.LINE_AA)
+            last = xy[-1]
+        x += w + (rng.uniform(-0.02, 0.1) if joined else rng.uniform(0.05, 0.25)) * h
     return canvas
 
 

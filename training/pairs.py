@@ -6,9 +6,11 @@ slant plus its own, stroke width varied, bottoms on one baseline, and pushed tog
 until their strokes overlap by a few pixels on some row (or nearly touch). Some crops
 carry a sliver of a third digit at either side, cut by a vertical line through the
 overlap, as the live view's cut lattice leaves them. Negatives teach the "is this a
-pair" output: single digits, three digits, a pair with one digit cut in half, and marks
-that are no digits at all (random scribbles, generated letters; see
-``training.negatives``).
+pair" output: single digits, three or four digits, a pair with one digit cut in half,
+and marks that are no digits at all (random scribbles, generated letters and words,
+whole or a stretch between two cuts; see ``training.negatives``). The marks alone are
+negatives of the "these are digits" output, which the live view uses to drop words and
+letters that its cut lattice would read as 1s.
 
     python -m training.pairs --out runs/pairs            # about 30 min on 2 CPU cores
     cp runs/pairs/model.pt assets/pairs.pt
@@ -47,7 +49,7 @@ from training.negatives import _letters, _scribble
 log = logging.getLogger(__name__)
 
 PAIR_CLASS_NAMES = [f"left {d}" for d in range(10)] + [f"right {d}" for d in range(10)] + [
-    "pair", "left digit ends", "right digit starts"]
+    "pair", "left digit ends", "right digit starts", "digits"]
 HELD_OUT = 5000  # the last training images: held-out pairs only
 
 
@@ -156,27 +158,38 @@ def _cut(ink: np.ndarray, spans: list[tuple[int, int]], lo: int | None, hi: int 
 
 
 def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                ) -> tuple[np.ndarray, int, int, int, float, float] | None:
+                ) -> tuple[np.ndarray, int, int, int, float, float, int] | None:
     """One training crop: ``(field uint8 [28, 56], left label, right label, is pair,
-    left end, right start)`` (labels -1 and ends 0 for a non-pair)."""
+    left end, right start, is digits)`` (labels -1 and ends 0 for a non-pair; "is
+    digits": the ink is handwritten digits only, whole or cut, one or several)."""
     height = float(np.exp(rng.uniform(np.log(16), np.log(64))))
     slant = rng.uniform(-0.3, 0.15)
-    kind = rng.choice(["pair", "single", "triple", "half", "marks"], p=[0.5, 0.17, 0.08, 0.08, 0.17])
+    kind = rng.choice(["pair", "single", "triple", "half", "marks"], p=[0.45, 0.15, 0.1, 0.08, 0.22])
     if kind == "marks":
-        # no digits: a scribble stretched to a pair's width, or a few letters
-        if rng.random() < 0.4:
+        # no digits: a scribble stretched to a pair's width, or letters, or a stretch of
+        # a word between two vertical cuts (as a cut lattice leaves it)
+        if rng.random() < 0.3:
             mark = _scribble(rng)
             mark = cv2.resize(mark, (int(mark.shape[1] * rng.uniform(1.0, 2.5)), mark.shape[0]))
         else:
             mark = _letters(rng)
         ink = (np.clip(mark, 0, 1) * 255).astype(np.uint8)
         ink, _ = _cut(ink, [], None, None)
-        if ink.size == 0:
+        if ink.size and rng.random() < 0.3 and ink.shape[1] > ink.shape[0]:
+            w = int(ink.shape[1] * rng.uniform(0.35, 0.8))
+            lo = int(rng.integers(0, ink.shape[1] - w + 1))
+            ink, _ = _cut(ink, [], lo, lo + w)
+            if ink.shape[1] < 0.6 * ink.shape[0]:
+                return None  # a lone stroke: a 1 as much as a piece of a letter
+        if ink.size == 0 or ink.shape[0] < 4:
             return None
         ink = cv2.resize(ink, (max(1, int(ink.shape[1] * height / ink.shape[0])), int(height)),
                          interpolation=cv2.INTER_AREA)
-        return (pair_field(ink) * 255 + 0.5).astype(np.uint8), -1, -1, 0, 0.0, 0.0
-    n = {"pair": 2, "single": 1, "triple": 3, "half": 2}[str(kind)]
+        if rng.random() < 0.3:  # as blurred as the digits sometimes are
+            ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
+        return (pair_field(ink) * 255 + 0.5).astype(np.uint8), -1, -1, 0, 0.0, 0.0, 0
+    # three or four digits: a long touching number the live view may see whole
+    n = {"pair": 2, "single": 1, "triple": int(rng.integers(3, 5)), "half": 2}[str(kind)]
     left_ctx, right_ctx = rng.random() < 0.3, rng.random() < 0.3
     idx = rng.integers(len(images), size=n + 2)
     glyphs = []
@@ -213,13 +226,13 @@ def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
         ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
     field = (pair_field(ink) * 255 + 0.5).astype(np.uint8)
     if kind != "pair":
-        return field, -1, -1, 0, 0.0, 0.0
+        return field, -1, -1, 0, 0.0, 0.0, 1
     core_spans = spans[first : first + 2]
     w = ink.shape[1]
     end = float(np.clip(core_spans[0][1] / w, 0, 1))
     start = float(np.clip(core_spans[1][0] / w, 0, 1))
     a, b = (int(labels[idx[i]]) for i in core)
-    return field, a, b, 1, end, start
+    return field, a, b, 1, end, start, 1
 
 
 def _make_chunk(args: tuple[np.ndarray, np.ndarray, int, int]) -> tuple[np.ndarray, ...]:
@@ -233,7 +246,7 @@ def _make_chunk(args: tuple[np.ndarray, np.ndarray, int, int]) -> tuple[np.ndarr
             rows.append(s[1:])
     r = np.array(rows, np.float64)
     return (np.stack(fields), r[:, 0].astype(np.int64), r[:, 1].astype(np.int64),
-            r[:, 2].astype(np.float32), r[:, 3:5].astype(np.float32))
+            r[:, 2].astype(np.float32), r[:, 3:5].astype(np.float32), r[:, 5].astype(np.float32))
 
 
 def pair_calibration(images: np.ndarray, labels: np.ndarray, n: int = CALIBRATION_IMAGES,
@@ -245,7 +258,8 @@ def pair_calibration(images: np.ndarray, labels: np.ndarray, n: int = CALIBRATIO
 
 def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, seed: int, workers: int = 1,
                ) -> tuple[np.ndarray, ...]:
-    """``n`` crops: ``(fields uint8 [n, 28, 56], left [n], right [n], is pair [n], ends [n, 2])``."""
+    """``n`` crops: ``(fields uint8 [n, 28, 56], left [n], right [n], is pair [n], ends [n, 2],
+    is digits [n])``."""
     chunks = max(1, min(64, n // 2000))
     jobs = [(images, labels, n // chunks + (1 if i < n % chunks else 0), seed * 1000 + i) for i in range(chunks)]
     if workers > 1:
@@ -260,9 +274,10 @@ def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, seed: int, worker
 
 
 def pair_loss(out: torch.Tensor, left: torch.Tensor, right: torch.Tensor, is_pair: torch.Tensor,
-              ends: torch.Tensor) -> torch.Tensor:
+              ends: torch.Tensor, is_digits: torch.Tensor) -> torch.Tensor:
     pos = is_pair > 0.5
     loss = F.binary_cross_entropy_with_logits(out[:, 20], is_pair)
+    loss = loss + F.binary_cross_entropy_with_logits(out[:, 23], is_digits)
     if pos.any():
         loss = loss + F.cross_entropy(out[pos, :10], left[pos], label_smoothing=0.05)
         loss = loss + F.cross_entropy(out[pos, 10:20], right[pos], label_smoothing=0.05)
@@ -272,9 +287,9 @@ def pair_loss(out: torch.Tensor, left: torch.Tensor, right: torch.Tensor, is_pai
 
 @torch.inference_mode()
 def pair_metrics(model: torch.nn.Module, data: tuple[np.ndarray, ...], batch: int = 1024) -> dict[str, float]:
-    """Held-out figures: both digits right on pairs, pair / non-pair told apart, and the
-    mean error of the split ends (fraction of width)."""
-    fields, left, right, is_pair, ends = data
+    """Held-out figures: both digits right on pairs, pair / non-pair told apart, the
+    mean error of the split ends (fraction of width), and digits / marks told apart."""
+    fields, left, right, is_pair, ends, is_digits = data
     model.eval()
     outs = []
     mean, std = MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"]
@@ -286,8 +301,10 @@ def pair_metrics(model: torch.nn.Module, data: tuple[np.ndarray, ...], batch: in
     said_pair = out[:, 20] > 0
     both = (out[pos, :10].argmax(1) == left[pos]) & (out[pos, 10:20].argmax(1) == right[pos])
     err = np.abs(1 / (1 + np.exp(-out[pos, 21:23])) - ends[pos]).mean()
+    digits, said_digits = is_digits > 0.5, out[:, 23] > 0
     return {"pair_read": float(both.mean()), "pair_found": float(said_pair[pos].mean()),
-            "non_pair_rejected": float((~said_pair[~pos]).mean()), "split_error": float(err)}
+            "non_pair_rejected": float((~said_pair[~pos]).mean()), "split_error": float(err),
+            "digits_kept": float(said_digits[digits].mean()), "marks_rejected": float((~said_digits[~digits]).mean())}
 
 
 def run(settings: PairSettings) -> dict[str, Any]:
