@@ -9,7 +9,7 @@ its height is ``BOX`` px (its width at most ``MAX_W`` px), centred in a ``SIZE``
 answers both digits, whether the crop is a pair at all, where each digit ends, as
 fractions of the crop's width (the boxes it reports), and whether the crop is
 handwritten digits at all (one, two or several, whole or cut) rather than letters or a
-scribble: the live view drops a wide blob that answer rejects.
+scribble: the live view does not split a wide blob that answer rejects.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ overlap, as the live view's cut lattice leaves them. Negatives teach the "is thi
 pair" output: single digits, three or four digits, a pair with one digit cut in half,
 and marks that are no digits at all (random scribbles, generated letters and words,
 whole or a stretch between two cuts; see ``training.negatives``). The marks alone are
-negatives of the "these are digits" output, which the live view uses to drop words and
-letters that its cut lattice would read as 1s.
+negatives of the "these are digits" output, which the live view uses to keep from
+splitting words and letters that its cut lattice would read as 1s.
 
     python -m training.pairs --out runs/pairs            # about 30 min on 2 CPU cores
     cp runs/pairs/model.pt assets/pairs.pt
