@@ -157,6 +157,14 @@ def _cut(ink: np.ndarray, spans: list[tuple[int, int]], lo: int | None, hi: int 
     return ink, [(a - x0, b - x0) for a, b in spans]
 
 
+def _field(ink: np.ndarray, rng: np.random.Generator, height: float) -> np.ndarray:
+    """A composed crop as the pair reader's uint8 input, defocused now and then (digits
+    and marks alike, so blur tells the reader nothing)."""
+    if rng.random() < 0.3:
+        ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
+    return (pair_field(ink) * 255 + 0.5).astype(np.uint8)
+
+
 def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                 ) -> tuple[np.ndarray, int, int, int, float, float, int] | None:
     """One training crop: ``(field uint8 [28, 56], left label, right label, is pair,
@@ -185,9 +193,7 @@ def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
             return None
         ink = cv2.resize(ink, (max(1, int(ink.shape[1] * height / ink.shape[0])), int(height)),
                          interpolation=cv2.INTER_AREA)
-        if rng.random() < 0.3:  # as blurred as the digits sometimes are
-            ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
-        return (pair_field(ink) * 255 + 0.5).astype(np.uint8), -1, -1, 0, 0.0, 0.0, 0
+        return _field(ink, rng, height), -1, -1, 0, 0.0, 0.0, 0
     # three or four digits: a long touching number the live view may see whole
     n = {"pair": 2, "single": 1, "triple": int(rng.integers(3, 5)), "half": 2}[str(kind)]
     left_ctx, right_ctx = rng.random() < 0.3, rng.random() < 0.3
@@ -222,9 +228,7 @@ def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     ink, spans = _cut(ink, spans, lo, hi)
     if ink.size == 0 or ink.shape[0] < 4 or ink.shape[1] < 2:
         return None
-    if rng.random() < 0.3:
-        ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
-    field = (pair_field(ink) * 255 + 0.5).astype(np.uint8)
+    field = _field(ink, rng, height)
     if kind != "pair":
         return field, -1, -1, 0, 0.0, 0.0, 1
     core_spans = spans[first : first + 2]
