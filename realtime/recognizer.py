@@ -95,12 +95,16 @@ PAIR_MAX_ASPECT = 2.6
 # A blob the pair reader sees (wide, not read whole with confidence) is not split, by
 # its lattice or the pair reader, when the pair reader's "these are digits" output for
 # the whole blob is below DIGITS_GATE: a word or a letter cut at its stems reads as a
-# chain of 1s, and an n, u or H as two 1s side by side. Such a blob is still read whole,
-# as any other: dropping it outright also dropped a few odd single digits (a flat 6, a
-# red 8) for few more letters. Chosen on the tuning scenes (seed 7, touching chains on
-# seeds 100-139, distractor sheets on seeds 100-129; 0.8 and 0.9 bought letters with
-# digits read), never on the reported set or the tests' sheets.
-DIGITS_GATE = 0.5
+# chain of 1s, and an n, u or H as two 1s side by side. Such a blob is still read whole
+# and may still be joined with a neighbour into one digit (the top and bottom of a
+# broken 5 are no digits on their own either). Below DIGITS_DROP it is not read at all:
+# the pair reader is sure it is no digits, and the digit network, not sure of it
+# either, would otherwise name its nearest digit (an A as a 4, an r as a 1). Chosen on
+# the tuning scenes (seed 7, touching chains on seeds 100-139, distractor sheets on
+# seeds 100-129): a gate of 0.95 bought letters with touching digits, a drop from 0.4
+# with digits read; never on the reported set or the tests' sheets.
+DIGITS_GATE = 0.7
+DIGITS_DROP = 0.2
 
 Lattices = dict[int, tuple[int, list[tuple[int, int, int]]]]
 Merges = list[tuple[int, int, int]]
@@ -519,8 +523,9 @@ class Recognizer:
                     parts.append(cands[n])
             read = self.read_pairs(ink, parts)
             unsplit = {n for n, h in whole.items() if read[4][h] < DIGITS_GATE}
+            dropped = {n for n, h in whole.items() if read[4][h] < DIGITS_DROP}
         with timer("split choices"):
-            return self._choose(cands, crops, lattices, merges, probs, pair_hyps, read, unsplit)
+            return self._choose(cands, crops, lattices, merges, probs, pair_hyps, read, unsplit, dropped)
 
     def _pair_digits(self, part: Candidate, left: np.ndarray, right: np.ndarray, pair_p: float,
                      ends: np.ndarray) -> list[tuple[Candidate, np.ndarray]]:
@@ -542,12 +547,13 @@ class Recognizer:
     def _choose(self, cands: Sequence[Candidate], crops: Sequence[Candidate], lattices: Lattices,
                 merges: Merges, probs: np.ndarray, pair_hyps: PairHyps = (),
                 read: tuple[np.ndarray, ...] = (), unsplit: set[int] = frozenset(),
-                ) -> list[tuple[Candidate, np.ndarray]]:
+                dropped: set[int] = frozenset()) -> list[tuple[Candidate, np.ndarray]]:
         """Per candidate, the whole blob's reading or the best chain of its lattice's
         parts (some read as pairs of touching digits); then two candidates are read as
         one digit where that reading scores higher than their own readings together.
         ``unsplit``: candidates that look like no digits (letters, a word): read whole
-        only, never split nor joined with another."""
+        only, never split (joining with another stays open); ``dropped``: such
+        candidates surely no digits, left out unless joined with another."""
         cfg = self.segment_config
         # floored: a probability that underflowed to 0 must still have a logarithm
         conf = np.maximum(probs[:, :10].max(axis=1), 1e-12)
@@ -592,7 +598,7 @@ class Recognizer:
                 break
             if conf[k] < MERGE_MIN_CONF or probs[k].argmax() == 10:
                 continue
-            if a in joined or b in joined or a in unsplit or b in unsplit:
+            if a in joined or b in joined:
                 continue
             joined[a], joined[b] = k, -1
         chosen: list[tuple[Candidate, np.ndarray]] = []
@@ -600,7 +606,7 @@ class Recognizer:
             if n in joined:
                 if joined[n] >= 0:
                     chosen.append((crops[joined[n]], probs[joined[n]]))
-            elif best is not None:
+            elif best is not None and n not in dropped:
                 chosen.extend(best)
         return chosen
 

@@ -44,13 +44,15 @@ from realtime.pairs import pair_field
 from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION, make_checkpoint, save_checkpoint
 from training.data import DataError, load_mnist
 from training.model import ModelConfig, build_model, count_parameters
-from training.negatives import _letters, _scribble
+from training.negatives import _letters, _printed, _scribble
 
 log = logging.getLogger(__name__)
 
 PAIR_CLASS_NAMES = [f"left {d}" for d in range(10)] + [f"right {d}" for d in range(10)] + [
     "pair", "left digit ends", "right digit starts", "digits"]
 HELD_OUT = 5000  # the last training images: held-out pairs only
+MARK_MIX = (0.25, 0.4, 0.35)  # the marks: scribbles, handwritten letters, printed letters
+MARK_SCAN_HEIGHT = (14.0, 22.0)  # px: marks pass through MNIST's resolution (its digits are 20 px tall)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class PairSettings:
     seed: int = 0
     threads: int = 2
     workers: int = 2
+    device: str = "cpu"
 
 
 # --------------------------------------------------------------------------- synthesis
@@ -174,13 +177,17 @@ def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     slant = rng.uniform(-0.3, 0.15)
     kind = rng.choice(["pair", "single", "triple", "half", "marks"], p=[0.45, 0.15, 0.1, 0.08, 0.22])
     if kind == "marks":
-        # no digits: a scribble stretched to a pair's width, or letters, or a stretch of
-        # a word between two vertical cuts (as a cut lattice leaves it)
-        if rng.random() < 0.3:
+        # no digits: a scribble stretched to a pair's width, or letters (handwritten or
+        # printed), or a stretch of a word between two vertical cuts (as a cut lattice
+        # leaves it)
+        u = rng.random()
+        if u < MARK_MIX[0]:
             mark = _scribble(rng)
             mark = cv2.resize(mark, (int(mark.shape[1] * rng.uniform(1.0, 2.5)), mark.shape[0]))
-        else:
+        elif u < MARK_MIX[0] + MARK_MIX[1]:
             mark = _letters(rng)
+        else:
+            mark = _printed(rng)
         ink = (np.clip(mark, 0, 1) * 255).astype(np.uint8)
         ink, _ = _cut(ink, [], None, None)
         if ink.size and rng.random() < 0.3 and ink.shape[1] > ink.shape[0]:
@@ -191,8 +198,15 @@ def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
                 return None  # a lone stroke: a 1 as much as a piece of a letter
         if ink.size == 0 or ink.shape[0] < 4:
             return None
-        ink = cv2.resize(ink, (max(1, int(ink.shape[1] * height / ink.shape[0])), int(height)),
+        # Through MNIST's resolution first, as the digits come: a 20-px scan scaled up is
+        # soft, a mark drawn at 80 px and scaled down is crisp, and a reader trained on
+        # both learned to call crisp ink letters and soft ink digits; through a camera
+        # everything is soft, and it passed most letters.
+        low = rng.uniform(*MARK_SCAN_HEIGHT)
+        ink = cv2.resize(ink, (max(1, round(ink.shape[1] * low / ink.shape[0])), round(low)),
                          interpolation=cv2.INTER_AREA)
+        ink = cv2.resize(ink, (max(1, int(ink.shape[1] * height / ink.shape[0])), int(height)),
+                         interpolation=cv2.INTER_LINEAR)
         return _field(ink, rng, height), -1, -1, 0, 0.0, 0.0, 0
     # three or four digits: a long touching number the live view may see whole
     n = {"pair": 2, "single": 1, "triple": int(rng.integers(3, 5)), "half": 2}[str(kind)]
@@ -297,9 +311,10 @@ def pair_metrics(model: torch.nn.Module, data: tuple[np.ndarray, ...], batch: in
     model.eval()
     outs = []
     mean, std = MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"]
+    device = next(model.parameters()).device
     for i in range(0, len(fields), batch):
-        x = (torch.from_numpy(fields[i : i + batch]).float() / 255 - mean) / std
-        outs.append(model(x[:, None]))
+        x = (torch.from_numpy(fields[i : i + batch]).to(device).float() / 255 - mean) / std
+        outs.append(model(x[:, None]).cpu())
     out = torch.cat(outs).numpy()
     pos = is_pair > 0.5
     said_pair = out[:, 20] > 0
@@ -323,12 +338,13 @@ def run(settings: PairSettings) -> dict[str, Any]:
     held = make_pairs(images[-HELD_OUT:], labels[-HELD_OUT:], 10000, settings.seed + 1, settings.workers)
     print(f"  done in {time.time() - t0:.0f} s", flush=True)
     config = ModelConfig(arch="pairnet", widths=tuple(settings.widths), num_classes=len(PAIR_CLASS_NAMES))
-    model = build_model(config)
+    device = torch.device(settings.device)
+    model = build_model(config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
     steps = settings.epochs * math.ceil(settings.samples / settings.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps, pct_start=0.15)
-    fields = torch.from_numpy(data[0])
-    tensors = [torch.from_numpy(a) for a in data[1:]]
+    fields = torch.from_numpy(data[0]).to(device)
+    tensors = [torch.from_numpy(a).to(device) for a in data[1:]]
     mean, std = MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"]
     out_dir = Path(settings.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -337,7 +353,7 @@ def run(settings: PairSettings) -> dict[str, Any]:
     history = []
     for epoch in range(1, settings.epochs + 1):
         model.train()
-        perm = torch.randperm(len(fields))
+        perm = torch.randperm(len(fields)).to(device)
         total, seen = 0.0, 0
         bar = tqdm(range(0, len(perm), settings.batch_size), desc=f"epoch {epoch}/{settings.epochs}", unit="batch")
         for i in bar:
@@ -360,6 +376,7 @@ def run(settings: PairSettings) -> dict[str, Any]:
         m.update(epoch=epoch, train_loss=total / seen, elapsed_s=round(time.time() - t0, 1))
         history.append(m)
         print(json.dumps(m), flush=True)
+    model.cpu()
     metrics = {**history[-1], "parameters": count_parameters(model), "held_out_pairs": len(held[0])}
     ckpt = make_checkpoint(model, metrics=metrics, settings={k: (list(v) if isinstance(v, tuple) else v)
                                                               for k, v in asdict(settings).items()},
@@ -383,12 +400,18 @@ def parse_args(argv: Sequence[str] | None = None) -> PairSettings:
     p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
     p.add_argument("--workers", type=int, default=d.workers, help=f"processes composing crops (default {d.workers})")
+    p.add_argument("--device", default=d.device, help=f"where the network trains: cpu, or cuda on a machine with an "
+                   f"NVIDIA GPU (the crops are composed on the CPU either way; default {d.device})")
     a = p.parse_args(argv)
     if a.samples < 100 or a.epochs < 1 or a.batch_size < 1:
         p.error("--samples must be >= 100, --epochs and --batch-size >= 1")
+    if a.device.split(":")[0] == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {a.device}: PyTorch sees no CUDA GPU here (use --device cpu)")
+    if a.device.split(":")[0] not in ("cpu", "cuda"):
+        p.error(f"--device {a.device}: expected cpu or cuda")
     return PairSettings(data_dir=a.data_dir, download=a.download, out=a.out, samples=a.samples, epochs=a.epochs,
                         batch_size=a.batch_size, lr=a.lr, widths=tuple(a.widths), seed=a.seed,
-                        threads=a.threads, workers=a.workers)
+                        threads=a.threads, workers=a.workers, device=a.device)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
