@@ -561,6 +561,10 @@ def find_candidates(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
     # specks cannot become digits even when merged; drop them before pairing
     big = (stats[:, cv2.CC_STAT_AREA] >= 4) & (stats[:, cv2.CC_STAT_HEIGHT] >= 3)
     big &= stats[:, cv2.CC_STAT_HEIGHT] >= 0.25 * min_h
+    # nor can a component taller than any digit: with no sheet found, the desk around the
+    # paper binarizes into one ring whose box holds the whole sheet, and merged with it
+    # as a "fragment" every digit big enough to pass the merge's area test vanished
+    big &= stats[:, cv2.CC_STAT_HEIGHT] <= cfg.max_height_frac * H
     stats, ids = stats[big], ids[big]
     if len(ids) == 0:
         return []

@@ -508,3 +508,23 @@ def test_best_chain_counts_a_pair_reading_as_two_digits():
     assert best_chain(3, [(0, 1, 0.85), (1, 2, 0.85), (0, 2, 0.7, 2)], bonus=0.1)[0] == [0, 1]
     # max_parts counts digits, not stretches
     assert best_chain(3, [(0, 2, 0.9, 2)], max_parts=1)[0] == []
+
+
+def test_a_desk_ring_around_the_sheet_does_not_swallow_big_digits(mnist_test):
+    """With no sheet found, the desk around the paper binarizes into one ring whose box
+    holds the whole sheet. Measured on rendered desk scenes: merged with that ring as a
+    "fragment", every digit with a twentieth of its ink vanished (whole rows of 60-80 px
+    digits). The big digits inside the ring must stay candidates."""
+    images, _ = mnist_test
+    mask = np.zeros((480, 640), np.uint8)
+    # the desk's edge around the paper: a thin ring (wood grain binarizes sparse)
+    cv2.rectangle(mask, (5, 5), (630, 470), 255, 3)
+    boxes = []
+    for k, x in enumerate((120, 260, 400)):
+        digit = cv2.resize(images[k], (70, 70), interpolation=cv2.INTER_LINEAR)
+        mask[60:130, x:x + 70] = np.maximum(mask[60:130, x:x + 70], (digit > 100).astype(np.uint8) * 255)
+        ys, xs = np.nonzero(digit > 100)
+        boxes.append((x + xs.min(), 60 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))
+    found = [c.box for c in find_candidates(mask)]
+    for box in boxes:
+        assert any(iou(box, f) > 0.8 for f in found), f"digit at {box} lost; candidates {found}"
