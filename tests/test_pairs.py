@@ -292,3 +292,18 @@ def test_a_reader_without_the_digits_output_still_loads(recognizer, tmp_path: Pa
     parts = [p for _, _, _, p in old.pair_hypotheses(cands)]
     assert len(parts) >= 5 and (old.read_pairs(ink, parts)[4] == 1.0).all()
     assert score_frame(old.detect(frame), truths).read_correctly >= 0.7
+
+
+def test_pair_training_device_option(capsys) -> None:
+    """``--device`` takes cpu or cuda; cuda on a machine without an NVIDIA GPU is a clear
+    usage error, not a traceback halfway through composing crops."""
+    from training.pairs import parse_args
+
+    assert parse_args(["--device", "cpu"]).device == "cpu"
+    with pytest.raises(SystemExit) as err:
+        parse_args(["--device", "tpu"])
+    assert err.value.code == 2 and "expected cpu or cuda" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as err:
+            parse_args(["--device", "cuda"])
+        assert err.value.code == 2 and "no CUDA GPU" in capsys.readouterr().err

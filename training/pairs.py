@@ -7,12 +7,14 @@ until their strokes overlap by a few pixels on some row (or nearly touch). Some 
 carry a sliver of a third digit at either side, cut by a vertical line through the
 overlap, as the live view's cut lattice leaves them. Negatives teach the "is this a
 pair" output: single digits, three or four digits, a pair with one digit cut in half,
-and marks that are no digits at all (random scribbles, generated letters and words,
-whole or a stretch between two cuts; see ``training.negatives``). The marks alone are
+and marks that are no digits at all (random scribbles, generated handwriting-like and
+printed letters and words, whole or a stretch between two cuts; see
+``training.negatives``), passed through MNIST's resolution as the digits are. The marks alone are
 negatives of the "these are digits" output, which the live view uses to keep from
 splitting words and letters that its cut lattice would read as 1s.
 
     python -m training.pairs --out runs/pairs            # about 30 min on 2 CPU cores
+    python -m training.pairs --device cuda --workers 8   # minutes, with an NVIDIA GPU
     cp runs/pairs/model.pt assets/pairs.pt
 
 Settings: see ``--help``. The weights written are the last epoch's (no selection on
