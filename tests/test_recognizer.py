@@ -161,7 +161,7 @@ def test_int8_needs_calibration_images(recognizer, tmp_path):
 
 
 def test_touching_digits_are_split_and_read(recognizer, mnist_test):
-    """Every number drawn with its digits touching (overlapping by 1-2 px). Measured 0.91
+    """Every number drawn with its digits touching (overlapping by 1-2 px). Measured 0.94
     with the pair reader (0.78 without it)."""
     total = Counts()
     by_len: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # digits in number -> [digits, read right]
@@ -181,8 +181,8 @@ def test_touching_digits_are_split_and_read(recognizer, mnist_test):
 
 
 def test_non_digit_marks_are_not_read_as_digits(recognizer, mnist_test):
-    """Script letters, scribbles, dots and dashes beside numbers. Measured precision 0.973
-    (recall 0.993); 0.904 with the previous pair reader, 0.877 with none."""
+    """Script letters, scribbles, dots and dashes beside numbers. Measured precision 0.966
+    (recall 1.0); 0.904 with the ninth session's pair reader, 0.877 with none."""
     total = Counts()
     for seed in range(6):
         frame, truths, _ = render_sheet_with_distractors(seed, config=SceneConfig.clean(), digits=mnist_test)

@@ -13,7 +13,7 @@ printed letters and words, whole or a stretch between two cuts; see
 negatives of the "these are digits" output, which the live view uses to keep from
 splitting words and letters that its cut lattice would read as 1s.
 
-    python -m training.pairs --out runs/pairs            # about 30 min on 2 CPU cores
+    python -m training.pairs --out runs/pairs            # about 40 min on 2 CPU cores
     python -m training.pairs --device cuda --workers 8   # minutes, with an NVIDIA GPU
     cp runs/pairs/model.pt assets/pairs.pt
 
@@ -62,8 +62,8 @@ class PairSettings:
     data_dir: str | None = None
     download: bool = False
     out: str = "runs/pairs"
-    samples: int = 400_000
-    epochs: int = 6
+    samples: int = 500_000
+    epochs: int = 7
     batch_size: int = 256
     lr: float = 2e-3
     widths: tuple[int, int, int] = (16, 32, 64)
