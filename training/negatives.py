@@ -133,6 +133,15 @@ LETTER_STROKES: dict[str, list[list[tuple[float, float]]]] = {
 }
 
 
+def _letter_count_and_pool(rng: np.random.Generator) -> tuple[int, list[str]]:
+    """How many letters a generated word has and the letters it draws from: a single
+    letter most often (the live pipeline reads each separate mark on its own), else two
+    to four; all lower case or, less often, all capitals."""
+    n = 1 if rng.random() < 0.5 else int(rng.integers(2, 5))
+    upper = rng.random() < 0.3
+    return n, [k for k in LETTER_STROKES if k.isupper() == upper]
+
+
 def _letters(rng: np.random.Generator) -> np.ndarray:
     """One to four letters in a row, written with one slant, size and pen.
 
@@ -142,11 +151,7 @@ def _letters(rng: np.random.Generator) -> np.ndarray:
     that style and still read rounder, wider, heavier letters (an italic n, u or H) as
     two 1s."""
     canvas = np.zeros((112, 320), np.float32)
-    # single letters most often: the live pipeline reads each separate mark on its own
-    n = 1 if rng.random() < 0.5 else int(rng.integers(2, 5))
-    keys = list(LETTER_STROKES)
-    upper = rng.random() < 0.3
-    pool = [k for k in keys if k.isupper() == upper]
+    n, pool = _letter_count_and_pool(rng)
     h = rng.uniform(60.0, 90.0)
     slant = rng.uniform(-0.5, 0.15)
     # up to a heavy marker: a pen a quarter of the ascender height is over a third of an n
@@ -201,9 +206,8 @@ def _printed(rng: np.random.Generator) -> np.ndarray:
     ones in a font it never saw got through about as often as the benchmark's."""
     from PIL import Image, ImageDraw
 
-    n = 1 if rng.random() < 0.5 else int(rng.integers(2, 5))
-    upper = rng.random() < 0.3
-    text = "".join(rng.choice([k for k in LETTER_STROKES if k.isupper() == upper], size=n))
+    n, pool = _letter_count_and_pool(rng)
+    text = "".join(rng.choice(pool, size=n))
     font = _font(str(rng.choice(PRINTED_FONTS)), 80)
     left, top, right, bottom = font.getbbox(text)
     image = Image.new("L", (right - left + 40, bottom - top + 40), 0)
