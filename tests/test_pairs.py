@@ -218,7 +218,6 @@ def test_blobs_read_whole_with_confidence_get_no_lattice(recognizer, mnist_test,
     assert len(set(a) & set(b)) >= 0.97 * max(len(a), len(b)), (len(a), len(b), len(set(a) & set(b)))
 
 
-
 def test_marks_are_as_soft_as_the_digits_they_are_told_from(mnist_test) -> None:
     """The pair reader must tell letters from digits by shape, not by sharpness. MNIST's
     20-px digits scaled up are soft; marks drawn at 80 px and scaled down were crisp, and

@@ -58,7 +58,7 @@ HELD_OUT = 5000  # the last training images: held-out pairs only
 # 0.18) read fewer touching digits on the tuning scenes, though three digits read as one
 # pair is the commonest wrong reading there (assets/MODEL_CARD.md).
 KIND_MIX = {"pair": 0.45, "single": 0.15, "triple": 0.10, "half": 0.08, "marks": 0.22}
-MARK_MIX = (0.25, 0.4, 0.35)  # the marks: scribbles, handwritten letters, printed letters
+MARK_MIX = {"scribble": 0.25, "handwritten": 0.4, "printed": 0.35}  # what the marks are
 MARK_SCAN_HEIGHT = (14.0, 22.0)  # px: marks pass through MNIST's resolution (its digits are 20 px tall)
 
 
@@ -187,11 +187,11 @@ def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
         # no digits: a scribble stretched to a pair's width, or letters (handwritten or
         # printed), or a stretch of a word between two vertical cuts (as a cut lattice
         # leaves it)
-        u = rng.random()
-        if u < MARK_MIX[0]:
+        mark_kind = rng.choice(list(MARK_MIX), p=list(MARK_MIX.values()))
+        if mark_kind == "scribble":
             mark = _scribble(rng)
             mark = cv2.resize(mark, (int(mark.shape[1] * rng.uniform(1.0, 2.5)), mark.shape[0]))
-        elif u < MARK_MIX[0] + MARK_MIX[1]:
+        elif mark_kind == "handwritten":
             mark = _letters(rng)
         else:
             mark = _printed(rng)
@@ -412,10 +412,11 @@ def parse_args(argv: Sequence[str] | None = None) -> PairSettings:
     a = p.parse_args(argv)
     if a.samples < 100 or a.epochs < 1 or a.batch_size < 1:
         p.error("--samples must be >= 100, --epochs and --batch-size >= 1")
-    if a.device.split(":")[0] == "cuda" and not torch.cuda.is_available():
-        p.error(f"--device {a.device}: PyTorch sees no CUDA GPU here (use --device cpu)")
-    if a.device.split(":")[0] not in ("cpu", "cuda"):
+    device_kind = a.device.split(":")[0]
+    if device_kind not in ("cpu", "cuda"):
         p.error(f"--device {a.device}: expected cpu or cuda")
+    if device_kind == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {a.device}: PyTorch sees no CUDA GPU here (use --device cpu)")
     return PairSettings(data_dir=a.data_dir, download=a.download, out=a.out, samples=a.samples, epochs=a.epochs,
                         batch_size=a.batch_size, lr=a.lr, widths=tuple(a.widths), seed=a.seed,
                         threads=a.threads, workers=a.workers, device=a.device)
