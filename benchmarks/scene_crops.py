@@ -17,7 +17,16 @@ digit (a piece of one, a blob of two) are kept as ``negatives`` for the optional
 renderer's letters and scribbles: the benchmark's "non-digit marks" stay unseen by
 training.
 
+With ``--pairs`` it mines the pair reader's inputs instead: every stretch of a blob the
+live view would ask the pair reader about, labelled a pair when it holds exactly two
+whole digits (a sliver of a neighbour allowed, as in the composed training pairs) and
+no pair when it holds three, one, or a digit and a half. Composed pairs of MNIST digits
+teach the reader what a pair is; these teach it what the live view's stretches of a
+touching number look like, where three digits squeezed into the width of two are the
+commonest wrong reading (``python -m training.pairs --scene-pairs``).
+
 Run: ``python -m benchmarks.scene_crops --out runs/scene_crops.npz --frames 2000``
+or ``python -m benchmarks.scene_crops --pairs --touching-share 1 --out runs/scene_pairs.npz --frames 3000``
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import numpy as np
 
 from benchmarks.metrics import iou
 from benchmarks.scenes import SceneConfig, frame_seed, render_scene
+from training.pairs import SCENE_PAIR_KEYS  # the arrays of a --pairs .npz
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +106,64 @@ def mine_frame(rec: Any, frame: np.ndarray, truths: Sequence[Any], min_iou: floa
     return norm(pos), np.asarray(labels, np.int64), norm(neg)
 
 
+def pair_label(part: Sequence[int], truths: Sequence[Any], tol: float = 0.1,
+               ) -> tuple[int, int, int, float, float]:
+    """The pair reader's truth for a stretch of a blob (box ``part``): ``(left label,
+    right label, is pair, left end, right start)``, ends as fractions of its width.
+
+    The digits of the stretch's row (those it spans half the height of), in order, are
+    taken two neighbours at a time; the stretch is that pair when each of its sides is
+    where a cut between the pair and the digit beyond could fall: from the pair's own
+    outer side to the far side of the overlap with that digit, ``tol`` of the digits'
+    height either way. A stretch holding the centres of three digits or more, or of one,
+    is no pair. Labels -2, no truth to give: the stretch holds none of a digit (a
+    shadow's edge, a smudge), or two digits' centres but not as a clean pair (a pair and
+    a piece of the next). Such near-pairs are left to the chain of cuts, which weighs
+    them against the other stretches: labelling them no pair made a fine-tuned reader
+    shy of pairs (touching digits read on the tuning scenes fell from 824 to 783 of 871)."""
+    x, y, w, h = part
+    row = sorted((t for t in truths if min(y + h, t.box[1] + t.box[3]) - max(y, t.box[1]) >= 0.5 * t.box[3]),
+                 key=lambda t: t.box[0] + t.box[2] / 2)
+    if not any(min(x + w, t.box[0] + t.box[2]) > max(x, t.box[0]) for t in row):
+        return -2, -2, 0, 0.0, 0.0
+    for k in range(len(row) - 1):
+        a, b = row[k], row[k + 1]
+        slack = tol * max(a.box[3], b.box[3])
+        a_left, b_right = a.box[0], b.box[0] + b.box[2]
+        # how far a cut may stray into a neighbour that overlaps the pair
+        beyond_left = max([a_left] + ([row[k - 1].box[0] + row[k - 1].box[2]] if k > 0 else []))
+        beyond_right = min([b_right] + ([row[k + 2].box[0]] if k + 2 < len(row) else []))
+        if a_left - slack <= x <= beyond_left + slack and beyond_right - slack <= x + w <= b_right + slack:
+            end = float(np.clip((a.box[0] + a.box[2] - x) / w, 0, 1))
+            start = float(np.clip((b.box[0] - x) / w, 0, 1))
+            return a.label, b.label, 1, end, start
+    centres = sum(x <= t.box[0] + t.box[2] / 2 < x + w for t in row)
+    # three digits or more read as two is the wrong reading to unteach; a stretch a
+    # little off a pair's sides is left out (the chain of cuts weighs it against others)
+    return (-1, -1, 0, 0.0, 0.0) if centres >= 3 or centres <= 1 else (-2, -2, 0, 0.0, 0.0)
+
+
+def mine_pairs(rec: Any, frame: np.ndarray, truths: Sequence[Any]) -> tuple[np.ndarray, ...]:
+    """The pair reader's inputs as the live view makes them in one frame, with their
+    truth: ``(fields uint8 [N, 28, 56], left [N], right [N], is pair [N], ends [N, 2],
+    is digits [N])``, one row per stretch the live view would ask the pair reader about
+    (:meth:`realtime.recognizer.Recognizer.pair_hypotheses`; every blob the digit
+    network is not sure of, whole, and the stretches of its cut lattice)."""
+    from realtime import pairs
+
+    ink, cands = rec.candidates(frame)
+    crops, _ = rec._merges(cands)
+    probs = rec.predict(rec.crops(ink, crops))
+    parts = [p for _, _, _, p in rec.pair_hypotheses(cands, probs)]
+    rows = [pair_label(p.box, truths) for p in parts]
+    keep = [k for k, r in enumerate(rows) if r[0] != -2]
+    parts, rows = [parts[k] for k in keep], [rows[k] for k in keep]
+    fields = pairs.pair_fields(ink, [p.box for p in parts], [p.mask for p in parts])
+    r = np.asarray(rows, np.float64).reshape(-1, 5)
+    return ((fields * 255 + 0.5).astype(np.uint8), r[:, 0].astype(np.int64), r[:, 1].astype(np.int64),
+            r[:, 2].astype(np.float32), r[:, 3:5].astype(np.float32), np.ones(len(r), np.float32))
+
+
 def _init(weights: str | None, data_dir: str | None, overrides: dict[str, float]) -> None:
     import cv2
 
@@ -110,15 +178,21 @@ def _init(weights: str | None, data_dir: str | None, overrides: dict[str, float]
     _worker["rec"] = rec
 
 
-def _one(job: tuple[int, SceneConfig, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    seed, cfg, min_iou = job
+def _one(job: tuple[int, SceneConfig, float, bool]) -> tuple[np.ndarray, ...]:
+    seed, cfg, min_iou, for_pairs = job
     frame, truths, _ = render_scene(seed, cfg, _worker["digits"])
+    if for_pairs:
+        return mine_pairs(_worker["rec"], frame, truths)
     return mine_frame(_worker["rec"], frame, truths, min_iou=min_iou)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.scene_crops", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="output .npz (images: uint8 [N, 28, 28], white ink on black; labels: [N]; negatives: uint8 [M, 28, 28])")
+    p.add_argument("--out", required=True, help="output .npz (images: uint8 [N, 28, 28], white ink on black; labels: [N]; negatives: uint8 [M, 28, 28]; with --pairs: "
+                   + ", ".join(SCENE_PAIR_KEYS) + ")")
+    p.add_argument("--pairs", action="store_true",
+                   help="mine the pair reader's inputs (every stretch the live view asks it about, labelled as a pair "
+                        "of two whole digits or not) for python -m training.pairs --scene-pairs, instead of digit crops")
     p.add_argument("--frames", type=int, default=2000, help="scenes to render (~30 digits each; default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the frame stream (default 0)")
     p.add_argument("--width", type=int, default=640, help="frame width (default 640)")
@@ -149,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     ("part_min_height", args.part_min_height)) if v is not None}
     rng = np.random.default_rng([SEED_STREAM, args.seed])
     jobs = [(frame_seed(SEED_STREAM + args.seed, i), frame_config(args.width, args.height, args.touching_share, rng),
-             args.min_iou) for i in range(args.frames)]
+             args.min_iou, args.pairs) for i in range(args.frames)]
     try:
         ctx = mp.get_context("fork")
         with ctx.Pool(args.workers, initializer=_init, initargs=(args.weights, args.data_dir, overrides)) as pool:
@@ -157,12 +231,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    images = np.concatenate([r[0] for r in results])
-    labels = np.concatenate([r[1] for r in results])
-    negatives = np.concatenate([r[2] for r in results])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
+    if args.pairs:
+        arrays = [np.concatenate(a) for a in zip(*results)]
+        np.savez_compressed(tmp, **dict(zip(SCENE_PAIR_KEYS, arrays)))
+        os.replace(tmp, out)
+        print(f"{len(arrays[0])} pair-reader inputs ({int(arrays[3].sum())} pairs of two whole digits) "
+              f"from {args.frames} frames -> {out}")
+        return 0
+    images = np.concatenate([r[0] for r in results])
+    labels = np.concatenate([r[1] for r in results])
+    negatives = np.concatenate([r[2] for r in results])
     np.savez_compressed(tmp, images=images, labels=labels, negatives=negatives)
     os.replace(tmp, out)
     counts = np.bincount(labels, minlength=10)

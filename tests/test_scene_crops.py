@@ -1,6 +1,9 @@
 """Tests for benchmarks.scene_crops (pipeline crops of rendered MNIST training digits)
 and the ``--scene-crops`` option of training that mixes them in.
 
+Also the pair reader's inputs mined the same way (``--pairs``) and the ``--scene-pairs``
+and ``--init`` options of ``python -m training.pairs`` that fine-tune a reader on them.
+
 Covers: crops mined from a rendered frame carry the label of the digit they were cut
 from (the shipped classifier agrees with nearly all of them, and merged pairs are left
 out); the CLI writes a valid ``.npz`` that ``training.data.load_scene_crops`` reads and
@@ -20,9 +23,11 @@ import pytest
 import torch
 
 from benchmarks.metrics import iou
-from benchmarks.scene_crops import mine_frame
-from benchmarks.scenes import SceneConfig, render_scene
+from benchmarks.scene_crops import mine_frame, mine_pairs, pair_label
+from benchmarks.scenes import SceneConfig, Truth, render_scene
 from training.data import DataError, load_mnist, load_scene_crops
+from realtime.pairs import decode as pairs_decode
+from training.pairs import load_scene_pairs
 from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: recognizer)
 
 
@@ -128,3 +133,90 @@ def test_cli_lattice_settings_change_what_is_mined(mnist_dir: Path, repo_root: P
         assert proc.returncode == 0, proc.stderr[-2000:]
         counts[name] = len(load_scene_crops(npz)[2])
     assert counts["rare"] < counts["live"], counts
+
+
+def _digit(x: int, w: int, label: int, y: int = 100, h: int = 40) -> Truth:
+    return Truth(box=(x, y, w, h), label=label, mnist_index=0, number_id=0)
+
+
+def test_pair_label_is_a_pair_only_for_two_whole_digits() -> None:
+    # three touching digits 40 px tall, each overlapping the next by 5 px
+    row = [_digit(100, 30, 4), _digit(125, 30, 7), _digit(150, 30, 1), _digit(100, 30, 9, y=300)]
+    # two whole digits (and the digit of another row below): a pair, ends where they end
+    left, right, is_pair, end, start = pair_label((100, 95, 55, 50), row)
+    assert (left, right, is_pair) == (4, 7, 1)
+    assert end == pytest.approx(30 / 55) and start == pytest.approx(25 / 55)
+    # a cut anywhere in the overlap with the third digit still leaves the pair
+    assert pair_label((100, 95, 50, 50), row)[2] == 1
+    assert pair_label((100, 95, 58, 50), row)[2] == 1
+    assert pair_label((125, 95, 55, 50), row)[:3] == (7, 1, 1)
+    # three digits, or one: no pair
+    assert pair_label((100, 95, 80, 50), row)[:3] == (-1, -1, 0)
+    assert pair_label((125, 95, 30, 50), row)[:3] == (-1, -1, 0)
+    # a pair and a third of the next digit: left out, as is a stretch over no digit
+    assert pair_label((100, 95, 65, 50), row)[0] == -2
+    assert pair_label((400, 95, 60, 50), row)[0] == -2
+
+
+def test_mined_pair_fields_are_what_the_shipped_reader_reads(recognizer, mnist_train) -> None:
+    """The stretches mined from touching frames of MNIST training digits hold pairs and
+    non-pairs, and the shipped pair reader (trained on composed crops only) agrees with
+    most of the labels: they describe the stretches, not noise."""
+    fields, left, right, is_pair, ends, is_digits = [], [], [], [], [], []
+    for seed in range(4):
+        frame, truths, _ = render_scene(seed, SceneConfig(touching_prob=1.0, group_prob=1.0), mnist_train)
+        f, lft, rgt, p, e, d = mine_pairs(recognizer, frame, truths)
+        assert f.dtype == np.uint8 and f.shape[1:] == (28, 56)
+        assert len({len(a) for a in (f, lft, rgt, p, e, d)}) == 1
+        fields.append(f), left.append(lft), right.append(rgt), is_pair.append(p), ends.append(e)
+    f, lft, rgt, p, e = (np.concatenate(a) for a in (fields, left, right, is_pair, ends))
+    pos = p > 0.5
+    assert 20 <= pos.sum() <= 0.5 * len(p), (int(pos.sum()), len(p))
+    assert set(lft[pos].tolist()) <= set(range(10)) and (lft[~pos] == -1).all()
+    assert ((e[pos] >= 0) & (e[pos] <= 1)).all()
+    # the left digit ends right of where the right one starts (they touch), mostly
+    assert np.mean(e[pos, 0] > e[pos, 1]) >= 0.8 and 0.3 < float(np.median(e[pos, 0])) < 0.8
+    if recognizer.pair_backend is None:
+        pytest.skip("no assets/pairs.pt")
+    x = recognizer._net_input(f.astype(np.float32) / 255)
+    l_probs, r_probs, pair_p, _, _ = pairs_decode(recognizer.pair_backend(x))
+    said = pair_p > 0.5
+    assert np.mean(said == pos) >= 0.75, np.mean(said == pos)
+    both = (l_probs[pos].argmax(1) == lft[pos]) & (r_probs[pos].argmax(1) == rgt[pos])
+    assert both.mean() >= 0.7, both.mean()
+
+
+def test_pairs_cli_mines_what_pair_training_fine_tunes_on(mnist_dir: Path, repo_root: Path, tmp_path: Path) -> None:
+    npz = tmp_path / "pairs.npz"
+    proc = _cli(repo_root, "benchmarks.scene_crops", "--pairs", "--out", str(npz), "--frames", "4", "--workers", "1",
+                "--touching-share", "1.0", "--data-dir", str(mnist_dir))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fields, left, right, is_pair, ends, is_digits = load_scene_pairs(npz)
+    assert len(fields) >= 100 and 0 < is_pair.sum() < len(fields)
+    assert f"{len(fields)} pair-reader inputs ({int(is_pair.sum())} pairs" in proc.stdout
+
+    start = tmp_path / "start"
+    base = ["training.pairs", "--data-dir", str(mnist_dir), "--epochs", "1", "--workers", "1", "--widths", "4", "8", "8"]
+    proc = _cli(repo_root, *base, "--samples", "300", "--out", str(start))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tuned = tmp_path / "tuned"
+    proc = _cli(repo_root, *base, "--samples", "200", "--init", str(start / "model.pt"), "--scene-pairs", str(npz),
+                "--lr", "1e-9", "--out", str(tuned))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"+ {len(fields)} scene crops" in proc.stdout
+    first = torch.load(start / "model.pt", weights_only=True)["state_dict"]
+    after = torch.load(tuned / "model.pt", weights_only=True)["state_dict"]
+    # started from the given weights: a vanishing learning rate leaves them where they were
+    for k, v in first.items():
+        if v.dtype.is_floating_point and "running" not in k:
+            assert torch.allclose(v, after[k], atol=1e-5), k
+    settings = json.loads((tuned / "metrics.json").read_text())
+    assert settings and "pair_read" in settings[-1]
+
+    # a digit network is no pair reader to start from, and a missing .npz is no data
+    for bad, needle in ((["--init", str(repo_root / "assets" / "digits.pt")], "--init"),
+                        (["--scene-pairs", str(tmp_path / "nope.npz")], "nope.npz")):
+        proc = _cli(repo_root, *base, "--samples", "200", *bad, "--out", str(tmp_path / "bad"))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], \
+            proc.stderr[-2000:]

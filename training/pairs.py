@@ -17,6 +17,11 @@ splitting words and letters that its cut lattice would read as 1s.
     python -m training.pairs --device cuda --workers 8   # minutes, with an NVIDIA GPU
     cp runs/pairs/model.pt assets/pairs.pt
 
+A reader can also be fine-tuned (``--init``) with the stretches the live view asks it
+about in rendered scenes mixed in (``--scene-pairs``, mined by ``python -m
+benchmarks.scene_crops --pairs``). Tried in the twelfth session, it read fewer touching
+digits on the tuning scenes than the shipped reader (assets/MODEL_CARD.md).
+
 Settings: see ``--help``. The weights written are the last epoch's (no selection on
 any test set); the held-out figures come from pairs of the last 5,000 training images,
 which the training pairs never use.
@@ -43,7 +48,8 @@ import torch
 import torch.nn.functional as F
 
 from realtime.pairs import pair_field
-from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION, make_checkpoint, save_checkpoint
+from training.checkpoint import (CALIBRATION_IMAGES, MNIST_NORMALIZATION, CheckpointError, make_checkpoint,
+                                 model_from_checkpoint, read_checkpoint, save_checkpoint)
 from training.data import DataError, load_mnist
 from training.model import ModelConfig, build_model, count_parameters
 from training.negatives import _letters, _printed, _scribble
@@ -76,6 +82,11 @@ class PairSettings:
     threads: int = 2
     workers: int = 2
     device: str = "cpu"
+    # .npz of the pair reader's inputs as the live view makes them on rendered scenes of
+    # MNIST training digits (python -m benchmarks.scene_crops --pairs), mixed in
+    scene_pairs: str | None = None
+    # a reader's checkpoint to start from (fine-tuning) instead of random weights
+    init: str | None = None
 
 
 # --------------------------------------------------------------------------- synthesis
@@ -333,22 +344,62 @@ def pair_metrics(model: torch.nn.Module, data: tuple[np.ndarray, ...], batch: in
             "digits_kept": float(said_digits[digits].mean()), "marks_rejected": float((~said_digits[~digits]).mean())}
 
 
+SCENE_PAIR_KEYS = ("fields", "left", "right", "is_pair", "ends", "is_digits")
+
+
+def load_scene_pairs(path: str | Path) -> tuple[np.ndarray, ...]:
+    """Mined pair-reader inputs (``python -m benchmarks.scene_crops --pairs``), in the
+    order :func:`make_pairs` returns its crops."""
+    if not Path(path).is_file():
+        raise DataError(f"--scene-pairs {path}: does not exist")
+    try:
+        with np.load(path) as z:
+            arrays = tuple(z[k] for k in SCENE_PAIR_KEYS)
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{path}: not a scene-pairs .npz ({err})") from err
+    if arrays[0].ndim != 3 or arrays[0].shape[1:] != (28, 56) or any(len(a) != len(arrays[0]) for a in arrays):
+        raise DataError(f"{path}: expected fields [N, 28, 56] and one label row per field")
+    return (arrays[0].astype(np.uint8), arrays[1].astype(np.int64), arrays[2].astype(np.int64),
+            arrays[3].astype(np.float32), arrays[4].astype(np.float32), arrays[5].astype(np.float32))
+
+
+def load_start(path: str | Path, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """The weights of a pair reader's checkpoint to fine-tune, checked against ``config``."""
+    try:
+        model = model_from_checkpoint(read_checkpoint(path), path)
+    except CheckpointError as err:
+        raise DataError(f"--init: {err}") from err
+    if model.config != config:
+        raise DataError(f"--init {path}: a {model.config.to_dict()} network, not {config.to_dict()}")
+    return model.state_dict()
+
+
 def run(settings: PairSettings) -> dict[str, Any]:
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     images, labels = load_mnist("train", settings.data_dir, download=settings.download)
     images, labels = images.numpy(), labels.numpy()
     train_imgs, train_lbls = images[:-HELD_OUT], labels[:-HELD_OUT]
+    config = ModelConfig(arch="pairnet", widths=tuple(settings.widths), num_classes=len(PAIR_CLASS_NAMES))
+    # read before the minutes of composing, so a wrong path fails at once
+    mined = load_scene_pairs(settings.scene_pairs) if settings.scene_pairs else None
+    start = load_start(settings.init, config) if settings.init else None
     t0 = time.time()
     print(f"composing {settings.samples} training crops and 10000 held-out ones ...", flush=True)
     data = make_pairs(train_imgs, train_lbls, settings.samples, settings.seed, settings.workers)
     held = make_pairs(images[-HELD_OUT:], labels[-HELD_OUT:], 10000, settings.seed + 1, settings.workers)
     print(f"  done in {time.time() - t0:.0f} s", flush=True)
-    config = ModelConfig(arch="pairnet", widths=tuple(settings.widths), num_classes=len(PAIR_CLASS_NAMES))
+    if mined is not None:
+        # the calibration images stay composed ones: data[0][:CALIBRATION_IMAGES] below
+        data = tuple(np.concatenate([a, b]) for a, b in zip(data, mined))
+        print(f"  + {len(mined[0])} scene crops ({int(mined[3].sum())} pairs) from {settings.scene_pairs}", flush=True)
     device = torch.device(settings.device)
-    model = build_model(config).to(device)
+    model = build_model(config)
+    if start is not None:
+        model.load_state_dict(start)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
-    steps = settings.epochs * math.ceil(settings.samples / settings.batch_size)
+    steps = settings.epochs * math.ceil(len(data[0]) / settings.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps, pct_start=0.15)
     fields = torch.from_numpy(data[0]).to(device)
     tensors = [torch.from_numpy(a).to(device) for a in data[1:]]
@@ -409,6 +460,11 @@ def parse_args(argv: Sequence[str] | None = None) -> PairSettings:
     p.add_argument("--workers", type=int, default=d.workers, help=f"processes composing crops (default {d.workers})")
     p.add_argument("--device", default=d.device, help=f"where the network trains: cpu, or cuda on a machine with an "
                    f"NVIDIA GPU (the crops are composed on the CPU either way; default {d.device})")
+    p.add_argument("--scene-pairs", default=None, metavar="NPZ",
+                   help="also train on the pair reader's inputs mined from rendered scenes of MNIST training digits "
+                        "(made by python -m benchmarks.scene_crops --pairs; default: composed crops only)")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="start from this pair reader's weights (fine-tuning; same --widths) instead of random ones")
     a = p.parse_args(argv)
     if a.samples < 100 or a.epochs < 1 or a.batch_size < 1:
         p.error("--samples must be >= 100, --epochs and --batch-size >= 1")
@@ -419,7 +475,7 @@ def parse_args(argv: Sequence[str] | None = None) -> PairSettings:
         p.error(f"--device {a.device}: PyTorch sees no CUDA GPU here (use --device cpu)")
     return PairSettings(data_dir=a.data_dir, download=a.download, out=a.out, samples=a.samples, epochs=a.epochs,
                         batch_size=a.batch_size, lr=a.lr, widths=tuple(a.widths), seed=a.seed,
-                        threads=a.threads, workers=a.workers, device=a.device)
+                        threads=a.threads, workers=a.workers, device=a.device, scene_pairs=a.scene_pairs, init=a.init)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
