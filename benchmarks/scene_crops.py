@@ -19,11 +19,13 @@ training.
 
 With ``--pairs`` it mines the pair reader's inputs instead: every stretch of a blob the
 live view would ask the pair reader about, labelled a pair when it holds exactly two
-whole digits (a sliver of a neighbour allowed, as in the composed training pairs) and
-no pair when it holds three, one, or a digit and a half. Composed pairs of MNIST digits
-teach the reader what a pair is; these teach it what the live view's stretches of a
-touching number look like, where three digits squeezed into the width of two are the
-commonest wrong reading (``python -m training.pairs --scene-pairs``).
+whole digits (a cut anywhere in the overlap with a neighbour allowed) and no pair when
+it holds three digits or more, or one; near-pairs are left out (:func:`pair_label`).
+Composed pairs of MNIST digits teach the reader what a pair is; these show it the live
+view's stretches of touching numbers, where three digits squeezed into the width of two
+are the commonest wrong reading (``python -m training.pairs --scene-pairs``). Tried in
+the twelfth session, the fine-tuned reader read fewer touching digits on the tuning
+scenes than the shipped one (assets/MODEL_CARD.md).
 
 Run: ``python -m benchmarks.scene_crops --out runs/scene_crops.npz --frames 2000``
 or ``python -m benchmarks.scene_crops --pairs --touching-share 1 --out runs/scene_pairs.npz --frames 3000``

@@ -220,3 +220,19 @@ def test_pairs_cli_mines_what_pair_training_fine_tunes_on(mnist_dir: Path, repo_
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], \
             proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("make, message", [
+    (None, "does not exist"),
+    (lambda p: p.write_bytes(b"not a zip"), "not a scene-pairs .npz"),
+    (lambda p: np.savez(p, fields=np.zeros((2, 28, 28), np.uint8), left=np.zeros(2), right=np.zeros(2),
+                        is_pair=np.zeros(2), ends=np.zeros((2, 2)), is_digits=np.ones(2)), "28, 56"),
+    (lambda p: np.savez(p, fields=np.zeros((2, 28, 56), np.uint8), left=np.array([3, 11]), right=np.zeros(2),
+                        is_pair=np.ones(2), ends=np.zeros((2, 2)), is_digits=np.ones(2)), "outside"),
+])
+def test_bad_scene_pairs_file_is_a_clear_error(tmp_path: Path, make, message: str) -> None:
+    path = tmp_path / "pairs.npz"
+    if make is not None:
+        make(path)
+    with pytest.raises(DataError, match=message):
+        load_scene_pairs(path)

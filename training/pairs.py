@@ -359,6 +359,8 @@ def load_scene_pairs(path: str | Path) -> tuple[np.ndarray, ...]:
         raise DataError(f"{path}: not a scene-pairs .npz ({err})") from err
     if arrays[0].ndim != 3 or arrays[0].shape[1:] != (28, 56) or any(len(a) != len(arrays[0]) for a in arrays):
         raise DataError(f"{path}: expected fields [N, 28, 56] and one label row per field")
+    if len(arrays[1]) and (min(arrays[1].min(), arrays[2].min()) < -1 or max(arrays[1].max(), arrays[2].max()) > 9):
+        raise DataError(f"{path}: digit labels outside -1..9")
     return (arrays[0].astype(np.uint8), arrays[1].astype(np.int64), arrays[2].astype(np.int64),
             arrays[3].astype(np.float32), arrays[4].astype(np.float32), arrays[5].astype(np.float32))
 
