@@ -96,20 +96,30 @@ def test_cli_writes_crops_that_training_uses(mnist_dir: Path, repo_root: Path, t
     assert ckpt["class_names"][-1] == "not a digit" and len(ckpt["class_names"]) == 11
 
 
-@pytest.mark.parametrize("make, message", [
-    (None, "does not exist"),
-    (lambda p: p.write_bytes(b"not a zip"), "not a scene-crops .npz"),
-    (lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.float32), labels=np.zeros(3)), "must be uint8"),
-    (lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.uint8), labels=np.array([0, 1, 12])), "labels outside"),
-    (lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.uint8), labels=np.zeros(3, np.int64),
-                        negatives=np.zeros((2, 14, 14), np.uint8)), "negatives must be"),
+@pytest.mark.parametrize("load, make, message", [
+    (load_scene_crops, None, "does not exist"),
+    (load_scene_crops, lambda p: p.write_bytes(b"not a zip"), "not a scene-crops .npz"),
+    (load_scene_crops, lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.float32), labels=np.zeros(3)),
+     "must be uint8"),
+    (load_scene_crops, lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.uint8), labels=np.array([0, 1, 12])),
+     "labels outside"),
+    (load_scene_crops, lambda p: np.savez(p, images=np.zeros((3, 28, 28), np.uint8), labels=np.zeros(3, np.int64),
+                                          negatives=np.zeros((2, 14, 14), np.uint8)), "negatives must be"),
+    (load_scene_pairs, None, "does not exist"),
+    (load_scene_pairs, lambda p: p.write_bytes(b"not a zip"), "not a scene-pairs .npz"),
+    (load_scene_pairs, lambda p: np.savez(p, fields=np.zeros((2, 28, 28), np.uint8), left=np.zeros(2),
+                                          right=np.zeros(2), is_pair=np.zeros(2), ends=np.zeros((2, 2)),
+                                          is_digits=np.ones(2)), "28, 56"),
+    (load_scene_pairs, lambda p: np.savez(p, fields=np.zeros((2, 28, 56), np.uint8), left=np.array([3, 11]),
+                                          right=np.zeros(2), is_pair=np.ones(2), ends=np.zeros((2, 2)),
+                                          is_digits=np.ones(2)), "outside"),
 ])
-def test_bad_scene_crops_file_is_a_clear_error(tmp_path: Path, make, message: str) -> None:
-    path = tmp_path / "crops.npz"
+def test_bad_mined_file_is_a_clear_error(tmp_path: Path, load, make, message: str) -> None:
+    path = tmp_path / "mined.npz"
     if make is not None:
         make(path)
     with pytest.raises(DataError, match=message):
-        load_scene_crops(path)
+        load(path)
 
 
 def test_training_cli_with_missing_scene_crops_is_one_error_line(mnist_dir: Path, repo_root: Path,
@@ -220,19 +230,3 @@ def test_pairs_cli_mines_what_pair_training_fine_tunes_on(mnist_dir: Path, repo_
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], \
             proc.stderr[-2000:]
-
-
-@pytest.mark.parametrize("make, message", [
-    (None, "does not exist"),
-    (lambda p: p.write_bytes(b"not a zip"), "not a scene-pairs .npz"),
-    (lambda p: np.savez(p, fields=np.zeros((2, 28, 28), np.uint8), left=np.zeros(2), right=np.zeros(2),
-                        is_pair=np.zeros(2), ends=np.zeros((2, 2)), is_digits=np.ones(2)), "28, 56"),
-    (lambda p: np.savez(p, fields=np.zeros((2, 28, 56), np.uint8), left=np.array([3, 11]), right=np.zeros(2),
-                        is_pair=np.ones(2), ends=np.zeros((2, 2)), is_digits=np.ones(2)), "outside"),
-])
-def test_bad_scene_pairs_file_is_a_clear_error(tmp_path: Path, make, message: str) -> None:
-    path = tmp_path / "pairs.npz"
-    if make is not None:
-        make(path)
-    with pytest.raises(DataError, match=message):
-        load_scene_pairs(path)

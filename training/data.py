@@ -16,6 +16,7 @@ import gzip
 import logging
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -141,20 +142,32 @@ def load_mnist(
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
+def read_npz(path: str | os.PathLike, kind: str, keys: Sequence[str], optional: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an ``.npz`` (and those of ``optional`` it holds), for the
+    files the miners write (``kind``: what the file is, for the messages). Raises
+    :class:`DataError` when it is missing, truncated, corrupt or lacks a key."""
+    path = Path(path).expanduser()
+    try:
+        with np.load(path) as z:
+            arrays = {k: np.asarray(z[k]) for k in keys}
+            arrays.update({k: np.asarray(z[k]) for k in optional if k in z.files})
+    except FileNotFoundError as err:
+        raise DataError(f"{path}: {kind} file does not exist") from err
+    except (OSError, ValueError, KeyError, zlib.error, EOFError) as err:
+        names = [repr(k) for k in keys]
+        wanted = " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+        raise DataError(f"{path}: not a {kind} .npz with {wanted} ({err})") from err
+    return arrays
+
+
 def load_scene_crops(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Extra training crops written by ``python -m benchmarks.scene_crops``: MNIST
     *training* digits rendered on paper and cut out by the live pipeline. Returns
     ``(images uint8 [N, 28, 28], labels int64 [N], negatives uint8 [M, 28, 28] or None)``
     (negatives: pieces of digits and merged digits); raises :class:`DataError`."""
     path = Path(path).expanduser()
-    try:
-        with np.load(path) as z:
-            images, labels = np.asarray(z["images"]), np.asarray(z["labels"])
-            negatives = np.asarray(z["negatives"]) if "negatives" in z.files else None
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: scene-crops file does not exist") from err
-    except (OSError, ValueError, KeyError, zlib.error, EOFError) as err:
-        raise DataError(f"{path}: not a scene-crops .npz with 'images' and 'labels' ({err})") from err
+    z = read_npz(path, "scene-crops", ("images", "labels"), optional=("negatives",))
+    images, labels, negatives = z["images"], z["labels"], z.get("negatives")
     for name, arr in (("images", images), ("negatives", negatives)):
         if arr is not None and (arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[1:] != (28, 28)):
             raise DataError(f"{path}: {name} must be uint8 [count, 28, 28], not {arr.dtype} {list(arr.shape)}")

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from realtime.pairs import pair_field
 from training.checkpoint import (CALIBRATION_IMAGES, MNIST_NORMALIZATION, CheckpointError, make_checkpoint,
                                  model_from_checkpoint, read_checkpoint, save_checkpoint)
-from training.data import DataError, load_mnist
+from training.data import DataError, load_mnist, read_npz
 from training.model import ModelConfig, build_model, count_parameters
 from training.negatives import _letters, _printed, _scribble
 
@@ -350,13 +350,8 @@ SCENE_PAIR_KEYS = ("fields", "left", "right", "is_pair", "ends", "is_digits")
 def load_scene_pairs(path: str | Path) -> tuple[np.ndarray, ...]:
     """Mined pair-reader inputs (``python -m benchmarks.scene_crops --pairs``), in the
     order :func:`make_pairs` returns its crops."""
-    if not Path(path).is_file():
-        raise DataError(f"--scene-pairs {path}: does not exist")
-    try:
-        with np.load(path) as z:
-            arrays = tuple(z[k] for k in SCENE_PAIR_KEYS)
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"{path}: not a scene-pairs .npz ({err})") from err
+    z = read_npz(path, "scene-pairs", SCENE_PAIR_KEYS)
+    arrays = tuple(z[k] for k in SCENE_PAIR_KEYS)
     if arrays[0].ndim != 3 or arrays[0].shape[1:] != (28, 56) or any(len(a) != len(arrays[0]) for a in arrays):
         raise DataError(f"{path}: expected fields [N, 28, 56] and one label row per field")
     if len(arrays[1]) and (min(arrays[1].min(), arrays[2].min()) < -1 or max(arrays[1].max(), arrays[2].max()) > 9):
