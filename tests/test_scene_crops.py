@@ -96,6 +96,12 @@ def test_cli_writes_crops_that_training_uses(mnist_dir: Path, repo_root: Path, t
     assert ckpt["class_names"][-1] == "not a digit" and len(ckpt["class_names"]) == 11
 
 
+def _truncated(path: Path) -> None:
+    np.savez_compressed(path, fields=np.zeros((50, 28, 56), np.uint8), left=np.zeros(50), right=np.zeros(50),
+                        is_pair=np.zeros(50), ends=np.zeros((50, 2)), is_digits=np.ones(50))
+    path.write_bytes(path.read_bytes()[:300])
+
+
 @pytest.mark.parametrize("load, make, message", [
     (load_scene_crops, None, "does not exist"),
     (load_scene_crops, lambda p: p.write_bytes(b"not a zip"), "not a scene-crops .npz"),
@@ -107,6 +113,7 @@ def test_cli_writes_crops_that_training_uses(mnist_dir: Path, repo_root: Path, t
                                           negatives=np.zeros((2, 14, 14), np.uint8)), "negatives must be"),
     (load_scene_pairs, None, "does not exist"),
     (load_scene_pairs, lambda p: p.write_bytes(b"not a zip"), "not a scene-pairs .npz"),
+    (load_scene_pairs, _truncated, "not a scene-pairs .npz"),
     (load_scene_pairs, lambda p: np.savez(p, fields=np.zeros((2, 28, 28), np.uint8), left=np.zeros(2),
                                           right=np.zeros(2), is_pair=np.zeros(2), ends=np.zeros((2, 2)),
                                           is_digits=np.ones(2)), "28, 56"),

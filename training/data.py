@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,7 +154,7 @@ def read_npz(path: str | os.PathLike, kind: str, keys: Sequence[str], optional: 
             arrays.update({k: np.asarray(z[k]) for k in optional if k in z.files})
     except FileNotFoundError as err:
         raise DataError(f"{path}: {kind} file does not exist") from err
-    except (OSError, ValueError, KeyError, zlib.error, EOFError) as err:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, EOFError) as err:
         names = [repr(k) for k in keys]
         wanted = " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
         raise DataError(f"{path}: not a {kind} .npz with {wanted} ({err})") from err
