@@ -154,8 +154,8 @@ def mine_pairs(rec: Any, frame: np.ndarray, truths: Sequence[Any]) -> tuple[np.n
     from realtime import pairs
 
     ink, cands = rec.candidates(frame)
-    crops, _ = rec._merges(cands)
-    probs = rec.predict(rec.crops(ink, crops))
+    # the digit network's reading of each blob, which decides the blobs it is sure of
+    probs = rec.predict(rec.crops(ink, cands))
     parts = [p for _, _, _, p in rec.pair_hypotheses(cands, probs)]
     rows = [pair_label(p.box, truths) for p in parts]
     keep = [k for k, r in enumerate(rows) if r[0] != -2]
