@@ -26,6 +26,7 @@ class LiveSettings:
     source: str = "0"
     weights: str | None = None
     pair_weights: str | None = None  # None: $DIGITS_PAIR_WEIGHTS or assets/pairs.pt if present; "": none
+    seq_weights: str | None = None  # None: $DIGITS_SEQ_WEIGHTS or assets/sequences.pt if present; "": none
     min_confidence: float | None = None  # None: the recognizer's default
     max_frames: int | None = None
     threads: int = 1
@@ -65,6 +66,10 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
     p.add_argument("--pair-weights", default=None,
                    help="pair reader checkpoint, which reads two touching digits whole (default: "
                         "$DIGITS_PAIR_WEIGHTS, else assets/pairs.pt when present; '' turns it off)")
+    p.add_argument("--seq-weights", default=None,
+                   help="number reader checkpoint, which reads a blob of touching digits whole and helps choose "
+                        "how to split it (default: $DIGITS_SEQ_WEIGHTS, else assets/sequences.pt when present; "
+                        "'' turns it off)")
     p.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                    help="hide digits whose softmax probability is below this (rejects non-digits)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
@@ -98,7 +103,8 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
     if a.threads < 1:
         p.error("--threads must be >= 1")
     return LiveSettings(
-        source=a.source, weights=a.weights, pair_weights=a.pair_weights, min_confidence=a.min_confidence, max_frames=a.max_frames,
+        source=a.source, weights=a.weights, pair_weights=a.pair_weights, seq_weights=a.seq_weights,
+        min_confidence=a.min_confidence, max_frames=a.max_frames,
         threads=a.threads, backend=a.backend, record=a.record, json=a.json, no_display=a.no_display,
         snapshot_dir=a.snapshot_dir, width=a.width, height=a.height, image_fps=a.image_fps,
         smooth=max(1, a.smooth), no_track=a.no_track, progress=not a.no_progress, verbose=a.verbose,
@@ -138,11 +144,12 @@ def run(settings: LiveSettings) -> int:
     from realtime.tracker import Tracker, detect_tracked
 
     rec = Recognizer.load(settings.weights, backend=settings.backend, threads=settings.threads,
-                          pair_weights=settings.pair_weights,
+                          pair_weights=settings.pair_weights, seq_weights=settings.seq_weights,
                           min_confidence=DEFAULT_MIN_CONFIDENCE if settings.min_confidence is None
                           else settings.min_confidence)
-    log.info("model %s on %s, %d thread(s); pair reader: %s", rec.weights_path, rec.backend.name, rec.threads,
-             "off" if rec.pair_backend is None else rec.pair_backend.name)
+    log.info("model %s on %s, %d thread(s); pair reader: %s; number reader: %s", rec.weights_path,
+             rec.backend.name, rec.threads, "off" if rec.pair_backend is None else rec.pair_backend.name,
+             "off" if rec.seq_backend is None else rec.seq_backend.name)
     show = not settings.no_display
     if show and not display_available():
         print("no display available: running headless (pass --no-display to silence this)", file=sys.stderr)

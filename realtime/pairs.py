@@ -36,34 +36,44 @@ def pair_field(ink: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """The pair reader's input for one crop: float32 [SIZE, 2 * SIZE] in [0, 1], white ink
     on black. ``ink``: uint8 (or float in [0, 1]) ink crop tight around its pixels;
     ``mask``: the pixels that belong to the crop (others zeroed)."""
+    return wide_field(ink, mask, WIDTH)
+
+
+def wide_field(ink: np.ndarray, mask: np.ndarray | None, width: int) -> np.ndarray:
+    """A crop of one or several digits in a [SIZE, ``width``] field, float32 in [0, 1]:
+    scaled so its height is ``BOX`` px (its width at most ``width`` - 4 px), centred, the
+    stroke width brought to MNIST's. Shared by the pair reader and the number reader
+    (``realtime.sequences``)."""
+    max_w = width - 4
     ink = as_u8_ink(ink)
     if mask is not None:
         ink = ink * mask
     ink = _trim(ink)
-    field = np.zeros((SIZE, WIDTH), np.float32)
+    field = np.zeros((SIZE, width), np.float32)
     if ink.size == 0 or not ink.any():
         return field
     h, w = ink.shape
-    scale = min(BOX / h, MAX_W / w)
+    scale = min(BOX / h, max_w / w)
     # the stroke width wanted at the crop's own scale is TARGET_STROKE / scale;
     # _adjust_stroke aims at stroke * longer / box
     ink = _adjust_stroke(ink, TARGET_STROKE * BOX / (scale * max(h, w)), BOX)
     h, w = ink.shape
-    scale = min(BOX / h, MAX_W / w)
+    scale = min(BOX / h, max_w / w)
     nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
     small = cv2.resize(ink, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    ox, oy = (WIDTH - nw) // 2, (SIZE - nh) // 2
+    ox, oy = (width - nw) // 2, (SIZE - nh) // 2
     field[oy : oy + nh, ox : ox + nw] = small
     peak = float(field.max())
     return field / peak if peak > 0 else field
 
 
 def pair_fields(ink: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
-                masks: Sequence[np.ndarray]) -> np.ndarray:
-    """:func:`pair_field` of several crops of one ink map: float32 [N, SIZE, 2 * SIZE]."""
-    out = np.zeros((len(boxes), SIZE, WIDTH), np.float32)
+                masks: Sequence[np.ndarray], width: int = WIDTH) -> np.ndarray:
+    """:func:`wide_field` of several crops of one ink map: float32 [N, SIZE, ``width``]
+    (the pair reader's inputs by default)."""
+    out = np.zeros((len(boxes), SIZE, width), np.float32)
     for i, ((x, y, w, h), m) in enumerate(zip(boxes, masks)):
-        out[i] = pair_field(ink[y : y + h, x : x + w], m)
+        out[i] = wide_field(ink[y : y + h, x : x + w], m, width)
     return out
 
 

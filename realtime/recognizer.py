@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from realtime import native, pairs
+from realtime import native, pairs, sequences
 from realtime.normalize import as_float_ink, plain_resize, to_mnist, to_mnist_batch
 from realtime.segment import (
     Candidate,
@@ -39,6 +39,7 @@ from realtime.segment import (
     ink_thresholds,
     Timer,
     best_chain,
+    chains_by_reading,
     cut_lattice,
     lattice_points,
     lattice_stretches,
@@ -55,6 +56,8 @@ WEIGHTS_ENV = "DIGITS_WEIGHTS"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "digits.pt"
 PAIR_WEIGHTS_ENV = "DIGITS_PAIR_WEIGHTS"
 DEFAULT_PAIR_WEIGHTS = DEFAULT_WEIGHTS.with_name("pairs.pt")
+SEQ_WEIGHTS_ENV = "DIGITS_SEQ_WEIGHTS"
+DEFAULT_SEQ_WEIGHTS = DEFAULT_WEIGHTS.with_name("sequences.pt")
 # chosen on rendered scenes (seed 7, not the reported set): precision barely changes from
 # 0.3 to 0.7 while recall falls, so a low threshold; the tracker applies it after smoothing
 DEFAULT_MIN_CONFIDENCE = 0.4
@@ -107,6 +110,9 @@ PAIR_MAX_ASPECT = 2.6
 # the reported set or the tests' sheets.
 DIGITS_GATE = 0.7
 DIGITS_DROP = 0.05
+# How much the number reader's log-likelihood of a reading (realtime.sequences) counts
+# beside the digit and pair readers' own scores when a blob's readings are compared.
+SEQ_WEIGHT = 1.0
 
 Lattices = dict[int, tuple[int, list[tuple[int, int, int]]]]
 Merges = list[tuple[int, int, int]]
@@ -133,15 +139,27 @@ def _max_cuts(w: int, h: int) -> int:
     return int(np.clip(round(CUTS_PER_WIDTH * w / h), 2, 10))
 
 
+def _optional_weights(given: str | os.PathLike | None, env_name: str, default: Path) -> Path | None:
+    """A second reader's checkpoint: ``given`` ("" for none), else ``$env_name`` (same),
+    else ``default`` when it exists."""
+    if given is not None:
+        return Path(given) if str(given) else None
+    env = os.environ.get(env_name)
+    if env is not None:
+        return Path(env) if env else None
+    return default if default.is_file() else None
+
+
 def _pair_weights(given: str | os.PathLike | None) -> Path | None:
     """The pair reader's checkpoint: ``given`` ("" for none), else ``$DIGITS_PAIR_WEIGHTS``,
     else ``assets/pairs.pt`` when it exists."""
-    if given is not None:
-        return Path(given) if str(given) else None
-    env = os.environ.get(PAIR_WEIGHTS_ENV)
-    if env is not None:
-        return Path(env) if env else None
-    return DEFAULT_PAIR_WEIGHTS if DEFAULT_PAIR_WEIGHTS.is_file() else None
+    return _optional_weights(given, PAIR_WEIGHTS_ENV, DEFAULT_PAIR_WEIGHTS)
+
+
+def _seq_weights(given: str | os.PathLike | None) -> Path | None:
+    """The number reader's checkpoint: ``given`` ("" for none), else ``$DIGITS_SEQ_WEIGHTS``,
+    else ``assets/sequences.pt`` when it exists."""
+    return _optional_weights(given, SEQ_WEIGHTS_ENV, DEFAULT_SEQ_WEIGHTS)
 
 
 def default_weights() -> Path:
@@ -281,6 +299,7 @@ class Recognizer:
         weights_path: str | None = None,
         pair_model: torch.nn.Module | None = None,
         pair_checkpoint: dict[str, Any] | None = None,
+        seq_model: torch.nn.Module | None = None,
     ) -> None:
         norm = checkpoint["normalization"]
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
@@ -302,6 +321,11 @@ class Recognizer:
             pair_kind = "onnx" if backend == "int8" and pair_calib is None else backend
             self.pair_backend = self._make_backend(pair_model, pair_kind, 1, pair_calib,
                                                    shape=(self.size, 2 * self.size))
+        self.seq_backend = None
+        if seq_model is not None:
+            # float32 (an LSTM has no int8 path here) on one thread, as the pair reader
+            self.seq_backend = self._make_backend(seq_model, "onnx" if backend == "int8" else backend, 1, None,
+                                                  shape=(self.size, sequences.WIDTH))
         # the first run of a session allocates and plans, and the normalization kernels
         # compile (or load from the disk cache): keep that out of frame timings
         for n in (1, 32):
@@ -354,10 +378,12 @@ class Recognizer:
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         segment_config: SegmentConfig | None = None,
         pair_weights: str | os.PathLike | None = None,
+        seq_weights: str | os.PathLike | None = None,
     ) -> "Recognizer":
-        """Load a checkpoint (default: ``$DIGITS_WEIGHTS`` or ``assets/digits.pt``) and
-        the pair reader's (``pair_weights``; default: ``$DIGITS_PAIR_WEIGHTS`` or
-        ``assets/pairs.pt`` when that file exists; ``""``: none).
+        """Load a checkpoint (default: ``$DIGITS_WEIGHTS`` or ``assets/digits.pt``), the
+        pair reader's (``pair_weights``; default: ``$DIGITS_PAIR_WEIGHTS`` or
+        ``assets/pairs.pt`` when that file exists; ``""``: none) and the number reader's
+        (``seq_weights``; likewise ``$DIGITS_SEQ_WEIGHTS`` or ``assets/sequences.pt``).
         Raises :class:`training.checkpoint.CheckpointError` with a one-line message."""
         path = Path(weights) if weights else default_weights()
         model, ckpt = load_checkpoint(path)
@@ -370,9 +396,15 @@ class Recognizer:
             if pair_model.config.arch != "pairnet" or pair_model.config.num_classes not in (
                     pairs.OUTPUTS, pairs.LEGACY_OUTPUTS):
                 raise CheckpointError(f"{pair_path}: not a pair reader checkpoint")
+        seq_model = None
+        seq_path = _seq_weights(seq_weights)
+        if seq_path is not None:
+            seq_model, _ = load_checkpoint(seq_path)
+            if seq_model.config.arch != "seqnet" or seq_model.config.num_classes != sequences.BLANK + 1:
+                raise CheckpointError(f"{seq_path}: not a number reader checkpoint")
         return cls(model, ckpt, backend=backend, threads=threads, min_confidence=min_confidence,
                    segment_config=segment_config, weights_path=str(path), pair_model=pair_model,
-                   pair_checkpoint=pair_ckpt)
+                   pair_checkpoint=pair_ckpt, seq_model=seq_model)
 
     # ---- stage 4: one batched forward pass ------------------------------------------
 
@@ -526,8 +558,20 @@ class Recognizer:
             read = self.read_pairs(ink, parts)
             unsplit = {n for n, h in whole.items() if read[4][h] < DIGITS_GATE}
             dropped = {n for n, h in whole.items() if read[4][h] < DIGITS_DROP}
+        with timer("number reader"):
+            split = [] if plain else [n for n in range(len(cands))
+                                      if (n in lattices or n in whole) and n not in unsplit]
+            numbers = dict(zip(split, self.read_numbers(ink, [cands[n] for n in split])))
         with timer("split choices"):
-            return self._choose(cands, crops, lattices, merges, probs, pair_hyps, read, unsplit, dropped)
+            return self._choose(cands, crops, lattices, merges, probs, pair_hyps, read, unsplit, dropped, numbers)
+
+    def read_numbers(self, ink: np.ndarray, blobs: Sequence[Candidate]) -> list[np.ndarray]:
+        """The number reader on blobs of one ink map: per blob, logits [T, 11] per column
+        (see :mod:`realtime.sequences`); ``[]`` without a number reader."""
+        if self.seq_backend is None or not blobs:
+            return []
+        fields = sequences.sequence_fields(ink, [b.box for b in blobs], [b.mask for b in blobs])
+        return list(self.seq_backend(self._net_input(fields)))
 
     def _pair_digits(self, part: Candidate, left: np.ndarray, right: np.ndarray, pair_p: float,
                      ends: np.ndarray) -> list[tuple[Candidate, np.ndarray]]:
@@ -549,10 +593,14 @@ class Recognizer:
     def _choose(self, cands: Sequence[Candidate], crops: Sequence[Candidate], lattices: Lattices,
                 merges: Merges, probs: np.ndarray, pair_hyps: PairHyps = (),
                 read: tuple[np.ndarray, ...] = (), unsplit: set[int] = frozenset(),
-                dropped: set[int] = frozenset()) -> list[tuple[Candidate, np.ndarray]]:
+                dropped: set[int] = frozenset(), numbers: dict[int, np.ndarray] | None = None,
+                ) -> list[tuple[Candidate, np.ndarray]]:
         """Per candidate, the whole blob's reading or the best chain of its lattice's
         parts (some read as pairs of touching digits); then two candidates are read as
         one digit where that reading scores higher than their own readings together.
+        ``numbers``: the number reader's logits of a candidate; given, each reading's
+        score (whole, or each digit string a chain spells) gains SEQ_WEIGHT times the
+        log-likelihood the number reader gives that string.
         ``unsplit``: candidates that look like no digits (letters, a word): read whole
         only, never split (joining with another stays open); ``dropped``: such
         candidates surely no digits, left out unless joined with another."""
@@ -577,7 +625,20 @@ class Recognizer:
                 edges = [(i, j, float(conf[k])) for i, j, k in segs]
                 hyps = by_cand.get(n, [])
                 edges += [(pair_hyps[h][1], pair_hyps[h][2], float(pair_conf[h]), 2) for h in hyps]
-                path, chain = best_chain(n_points, edges, min_conf=SPLIT_MIN_CONF, bonus=SPLIT_BONUS)
+                if numbers is not None and n in numbers:
+                    spelled = [str(int(probs[k][:10].argmax())) for _, _, k in segs]
+                    spelled += [f"{int(left[h].argmax())}{int(right[h].argmax())}" for h in hyps]
+                    options = chains_by_reading(n_points, edges, spelled, min_conf=SPLIT_MIN_CONF, bonus=SPLIT_BONUS)
+                    whole = str(int(probs[n][:10].argmax()))
+                    like = sequences.reading_scores(numbers[n], set(options) | ({whole} if best is not None else set()))
+                    if best is not None:
+                        score += SEQ_WEIGHT * like[whole]
+                    path, chain = [], float("-inf")
+                    for text, (p, sc) in options.items():
+                        if sc + SEQ_WEIGHT * like[text] > chain:
+                            path, chain = p, sc + SEQ_WEIGHT * like[text]
+                else:
+                    path, chain = best_chain(n_points, edges, min_conf=SPLIT_MIN_CONF, bonus=SPLIT_BONUS)
                 # splitting must clearly beat reading the blob whole
                 if path and (best is None or chain > score + np.log1p(SPLIT_MARGIN)):
                     best, score = [], chain

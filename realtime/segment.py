@@ -820,6 +820,32 @@ def best_chain(n_points: int, segs: Sequence[tuple[int, int, float] | tuple[int,
     return path, score
 
 
+def chains_by_reading(n_points: int, segs: Sequence[tuple[int, int, float] | tuple[int, int, float, int]],
+                      readings: Sequence[str], min_conf: float = 0.5, bonus: float = 0.0, max_parts: int = 8,
+                      keep: int = 64) -> dict[str, tuple[list[int], float]]:
+    """:func:`best_chain` per reading: for each digit string the chains spell (``readings``:
+    each segment's digits), the best chain that spells it, as ``{reading: (segment
+    indices, score)}``. The ``keep`` best readings are kept at each point, which bounds
+    the work on a long blob whose lattice spells hundreds."""
+    best: list[dict[str, tuple[float, list[int]]]] = [dict() for _ in range(n_points)]
+    best[0][""] = (0.0, [])
+    for s in sorted(range(len(segs)), key=lambda s: segs[s][1]):
+        i, j, c = segs[s][:3]
+        n = int(segs[s][3]) if len(segs[s]) > 3 else 1  # type: ignore[misc]
+        if c < min_conf:
+            continue
+        gain = float(np.log(c)) + bonus * n
+        for text, (score, path) in list(best[i].items()):
+            t = text + readings[s]
+            if len(t) > max_parts:
+                continue
+            if t not in best[j] or score + gain > best[j][t][0]:
+                best[j][t] = (score + gain, path + [s])
+        if len(best[j]) > keep:
+            best[j] = dict(sorted(best[j].items(), key=lambda kv: -kv[1][0])[:keep])
+    return {t: (path, score) for t, (score, path) in best[n_points - 1].items()}
+
+
 def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:
     """Candidates in reading order (see :func:`reading_rows`)."""
     rows = reading_rows([c.box for c in cands])

@@ -97,9 +97,39 @@ class PairNet(DigitNet):
             nn.Linear(7 * channels, 128), nn.ReLU(inplace=True), nn.Linear(128, outputs))
 
 
+class SeqNet(nn.Module):
+    """A whole touching number read left to right: input [N, 1, 28, 128]
+    (``realtime.sequences.sequence_field``); output [N, 32, 11]: per column of 4 px, the
+    10 digits' logits and CTC's blank (``num_classes`` - 1). The same three conv stages,
+    each column's 7 rows folded into one vector, then a bidirectional LSTM, so each
+    column's answer knows the whole number: a convolution-only reader, whose columns see
+    about one digit, learned to emit the first digit blindly at the left edge."""
+
+    ARCH = "seqnet"
+    HIDDEN = 128
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.arch != self.ARCH:
+            raise ValueError(f"unknown architecture {config.arch!r}")
+        a, b, c = config.widths
+        self.config = config
+        self.features = _stages(a, b, c)
+        self.col = nn.Sequential(nn.Conv2d(c, self.HIDDEN, (config.input_size // 4, 1)),
+                                 nn.BatchNorm2d(self.HIDDEN), nn.ReLU(inplace=True))
+        self.rnn = nn.LSTM(self.HIDDEN, self.HIDDEN // 2, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(self.HIDDEN, config.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.col(self.features(x)).squeeze(2).transpose(1, 2)
+        return self.head(self.rnn(z)[0])
+
+
 def build_model(config: ModelConfig) -> nn.Module:
     if config.arch == "pairnet":
         return PairNet(config)
+    if config.arch == SeqNet.ARCH:
+        return SeqNet(config)
     return DigitNet(config)
 
 
@@ -132,4 +162,4 @@ def count_macs(model: nn.Module, input_size: int = 28) -> int:
     return total
 
 
-__all__ = ["ModelConfig", "DigitNet", "PairNet", "build_model", "count_parameters", "count_macs"]
+__all__ = ["ModelConfig", "DigitNet", "PairNet", "SeqNet", "build_model", "count_parameters", "count_macs"]
