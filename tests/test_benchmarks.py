@@ -54,7 +54,7 @@ def test_speed_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: Pat
     (stages,) = res["stages"]
     assert list(stages["stages_p50_ms"]) == ["ink map", "sheet", "thresholds", "binarize and line removal",
                                              "components and masks", "cut lattices", "normalization", "network",
-                                             "pair reader", "split choices"]
+                                             "pair reader", "number reader", "split choices"]
     assert stages["stages_p50_ms"]["network"] > 0
     assert sum(stages["stages_p50_ms"].values()) <= 1.5 * stages["total_p50_ms"]
     assert {(m["backend"], m["batch"]) for m in res["model"]} == {
@@ -70,3 +70,22 @@ def test_benchmark_bad_input_is_one_line(args: list[str], needle: str, repo_root
     r = _run(args, repo_root, mnist_dir)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and needle in r.stderr
+
+
+def test_tuning_script_sweeps_a_constant_on_identical_frames(tmp_path: Path, repo_root: Path,
+                                                             mnist_dir: Path) -> None:
+    """The tuning sweep reads the same frames under each value: with every split and pair
+    reading forbidden (SPLIT_MIN_CONF above any confidence) touching chains lose digits."""
+    out = tmp_path / "tune.json"
+    r = _run(["benchmarks.tuning", "--quick", "--seq-weights", "", "--set", "SPLIT_MIN_CONF=0.03,1.01",
+              "--json", str(out)], repo_root, mnist_dir, timeout=400)
+    assert r.returncode == 0, r.stderr[-2000:]
+    shipped, unsplit = json.loads(out.read_text())["results"]
+    assert shipped["setting"] == {"SPLIT_MIN_CONF": 0.03} and unsplit["setting"] == {"SPLIT_MIN_CONF": 1.01}
+    assert shipped["chains"]["true_digits"] == unsplit["chains"]["true_digits"] > 50
+    assert shipped["chains"]["read_correctly"] >= 0.8
+    assert unsplit["chains"]["read_correctly"] < shipped["chains"]["read_correctly"] - 0.1
+    assert shipped["touching"]["true_digits"] > 0 and shipped["sheets"]["true_digits"] > 0
+    assert "SPLIT_MIN_CONF=1.01" in r.stdout
+    bad = _run(["benchmarks.tuning", "--set", "NO_SUCH=1"], repo_root, mnist_dir)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "NO_SUCH" in bad.stderr
