@@ -15,7 +15,9 @@ and the pairwise fragment merging. Compiled, these run in one call per frame or 
 - ``squeeze8``: the 8x squeezes line removal starts with, counted a 64-bit word (8
   pixels) at a time instead of in several numpy passes;
 - ``steps``: the brightness profiles across the sheet's border
-  (:func:`realtime.segment.paper_mask`).
+  (:func:`realtime.segment.paper_mask`);
+- ``ctc``: the number reader's likelihood of each reading a blob's chains spell
+  (:func:`realtime.sequences.ctc_log_likelihoods`).
 
 Every kernel gives exactly what the numpy/OpenCV code beside it gives (tests compare
 them on rendered frames); that code stays the route taken when numba is not
@@ -553,13 +555,56 @@ def _steps(gray, xy, fx, fy, min_step, half):
     return shares, counts
 
 
+def _lae(a, b):
+    # log(exp(a) + exp(b)), as realtime.sequences._logaddexp writes it
+    m = max(a, b)
+    if m == -np.inf:
+        return -np.inf
+    return m + np.log1p(np.exp(-abs(a - b)))
+
+
+def _ctc(log_probs, labels, lengths):
+    """CTC log-likelihood of each reading (``labels`` [R, L] padded, ``lengths`` [R])
+    under ``log_probs`` [T, C], the blank last (realtime.sequences.ctc_numpy)."""
+    t_max, blank = log_probs.shape[0], log_probs.shape[1] - 1
+    out = np.empty(labels.shape[0])
+    ext = np.empty(2 * labels.shape[1] + 1, np.int64)
+    alpha = np.empty(ext.shape[0])
+    nxt = np.empty(ext.shape[0])
+    for r in range(labels.shape[0]):
+        s = 2 * lengths[r] + 1
+        for i in range(s):
+            ext[i] = labels[r, i // 2] if i % 2 == 1 else blank
+        for i in range(s):
+            alpha[i] = -np.inf
+        alpha[0] = log_probs[0, blank]
+        if s > 1:
+            alpha[1] = log_probs[0, ext[1]]
+        for t in range(1, t_max):
+            for i in range(s):
+                v = alpha[i]
+                if i >= 1:
+                    v = _lae(v, alpha[i - 1])
+                else:
+                    v = _lae(v, -np.inf)
+                if i >= 2 and ext[i] != blank and ext[i] != ext[i - 2]:
+                    v = _lae(v, alpha[i - 2])
+                else:
+                    v = _lae(v, -np.inf)
+                nxt[i] = v + log_probs[t, ext[i]]
+            for i in range(s):
+                alpha[i] = nxt[i]
+        out[r] = _lae(alpha[s - 1], alpha[s - 2] if s > 1 else -np.inf)
+    return out
+
+
 _KERNELS = (_masked, _stroke_width, _morph, _area_table, _resize_area, _area_generic, _prepare, _place, _lattice,
-            _group_masks, _merge, _squeeze8, _steps)
+            _group_masks, _merge, _squeeze8, _steps, _lae, _ctc)
 if numba is not None:
     # lazily compiled on first call; every kernel calls the others' compiled versions
     _njit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
     (_masked, _stroke_width, _morph, _area_table, _resize_area, _area_generic, _prepare, _place, _lattice,
-     _group_masks, _merge, _squeeze8, _steps) = (_njit(f) for f in _KERNELS)
+     _group_masks, _merge, _squeeze8, _steps, _lae, _ctc) = (_njit(f) for f in _KERNELS)
 
 
 def _examples() -> dict[str, tuple]:
@@ -577,13 +622,14 @@ def _examples() -> dict[str, tuple]:
         "merge": (col, col, col + 4, col + 9, col + 20, True, 0.5, 1.45),
         "squeeze8": (np.zeros((8, 1), np.uint64), True, 2),
         "steps": (np.zeros((64, 64), np.uint8), np.array([[8.0, 8.0], [56.0, 8.0], [56.0, 56.0]]), 8.0, 8.0, 20.0, 20),
+        "ctc": (np.full((4, 11), -np.log(11.0)), np.array([[1, 7]], np.int64), np.array([2], np.int64)),
     }
 
 
 @lru_cache(maxsize=None)
 def compiled(name: str):  # noqa: ANN201 - a numba dispatcher
     """The compiled kernel ``name`` (``prepare``, ``place``, ``lattice``, ``group_masks``,
-    ``merge``, ``squeeze8`` or ``steps``), compiled or loaded from the disk cache and tried once on a tiny input;
+    ``merge``, ``squeeze8``, ``steps`` or ``ctc``), compiled or loaded from the disk cache and tried once on a tiny input;
     ``None`` when numba is unavailable, disabled (``DIGITS_NO_JIT=1``) or fails, and the
     caller takes its numpy/OpenCV route."""
     if not ENABLED:

@@ -16,8 +16,9 @@ from benchmarks.metrics import Counts, score_frame
 from benchmarks.scenes import SceneConfig, render_scene
 from realtime.recognizer import DEFAULT_PAIR_WEIGHTS, DEFAULT_SEQ_WEIGHTS, Recognizer
 from realtime.segment import best_chain, chains_by_reading
-from realtime.sequences import BLANK, WIDTH, ctc_log_likelihood, log_softmax, sequence_field
-from training.checkpoint import CheckpointError
+from realtime import native
+from realtime.sequences import BLANK, WIDTH, ctc_labels, ctc_log_likelihood, ctc_numpy, log_softmax, sequence_field
+from training.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, read_checkpoint, save_checkpoint
 from training.sequences import greedy_readings, make_number
 from tests.live_fixtures import *  # noqa: F403 - pytest fixtures
 
@@ -34,6 +35,23 @@ def test_ctc_log_likelihood_matches_torch(reading: str) -> None:
         assert got == -np.inf
     else:
         assert got == pytest.approx(ref, abs=1e-9)
+
+
+@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
+def test_compiled_ctc_matches_numpy() -> None:
+    """The compiled kernel gives exactly the numpy route's likelihoods, for readings of
+    every length at once (the empty one, repeats, one too long to fit)."""
+    rng = np.random.default_rng(3)
+    readings = ["", "0", "11", "100", "1234", "99999", "5" * 20] + [str(v) for v in rng.integers(0, 10**5, 40)]
+    labels, lengths = ctc_labels(readings)
+    for t in (1, 5, 32):
+        lp = log_softmax(rng.normal(size=(t, 11)) * 4)
+        want = ctc_numpy(lp, labels, lengths)
+        got = native.compiled("ctc")(lp, labels, lengths)
+        assert np.array_equal(got, want), (t, got, want)
+        assert np.isinf(want[6]) and np.isfinite(want[0])
+        for r, v in zip(readings, want):
+            assert ctc_log_likelihood(lp, r) == v
 
 
 def test_greedy_readings_merge_repeats_and_drop_blanks() -> None:
@@ -124,9 +142,57 @@ def test_sequence_training_cli_writes_a_loadable_reader(mnist_dir: Path, tmp_pat
     assert res.returncode == 0, res.stderr[-2000:]
     assert "wrote" in res.stdout and (out / "model.pt").is_file()
     rec = Recognizer.load(recognizer.weights_path, seq_weights=out / "model.pt")
-    assert rec.seq_backend.name == "onnxruntime"
+    assert rec.seq_backend.name == "onnxruntime int8"  # the training numbers calibrate its convolutions
     frame, _, _ = render_scene(0, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
     rec.detect(frame)  # the untrained reader runs end to end
     bad = subprocess.run([sys.executable, "-m", "training.sequences", "--data-dir", str(tmp_path / "none")],
                          cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_number_reader_calibration_must_be_number_fields(tmp_path: Path) -> None:
+    """A number reader's calibration images are a whole number wide; others are refused at
+    load with a one-line error (they would quantize a graph of another shape)."""
+    from training.model import ModelConfig, build_model
+    from training.sequences import SEQ_CLASS_NAMES
+
+    model = build_model(ModelConfig(arch="seqnet", widths=(4, 8, 8), num_classes=11))
+    ckpt = make_checkpoint(model, class_names=SEQ_CLASS_NAMES, calibration=torch.zeros(4, 28, 56, dtype=torch.uint8))
+    with pytest.raises(CheckpointError, match=rf"uint8 \[N, 28, {WIDTH}\]"):
+        load_checkpoint(save_checkpoint(ckpt, tmp_path / "bad.pt"))
+    ckpt["calibration"] = torch.zeros(4, 28, WIDTH, dtype=torch.uint8)
+    load_checkpoint(save_checkpoint(ckpt, tmp_path / "good.pt"))
+
+
+@pytest.mark.skipif(not DEFAULT_SEQ_WEIGHTS.is_file(), reason="no assets/sequences.pt")
+def test_calibrating_a_number_reader_makes_an_int8_reader_that_chooses_like_float(
+        recognizer, mnist_dir: Path, repo_root: Path, tmp_path: Path, mnist_test) -> None:
+    """``training.calibrate`` on a number reader stores composed numbers; the int8 reader
+    built from them picks the same reading as the float one among each touching blob's
+    chains."""
+    from realtime.sequences import reading_scores
+
+    ckpt = read_checkpoint(DEFAULT_SEQ_WEIGHTS)
+    ckpt.pop("calibration", None)
+    path = save_checkpoint(ckpt, tmp_path / "sequences.pt")
+    float_rec = Recognizer.load(recognizer.weights_path, seq_weights=path)
+    assert float_rec.seq_backend.name == "onnxruntime"
+    res = subprocess.run([sys.executable, "-m", "training.calibrate", str(path), "--data-dir", str(mnist_dir),
+                          "--images", "128"], cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    calib = read_checkpoint(path)["calibration"]
+    assert tuple(calib.shape) == (128, 28, WIDTH) and calib.dtype == torch.uint8
+    int8_rec = Recognizer.load(recognizer.weights_path, seq_weights=path)
+    assert int8_rec.seq_backend.name == "onnxruntime int8"
+    same = total = 0
+    for seed in range(200, 204):
+        frame, truths, _ = render_scene(seed, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
+        ink, cands = float_rec.candidates(frame)
+        wide = [c for c in cands if c.box[2] >= 1.2 * c.box[3]]
+        # each blob's candidate readings: its true number's neighbours in digit space
+        for blob, lf, l8 in zip(wide, float_rec.read_numbers(ink, wide), int8_rec.read_numbers(ink, wide)):
+            options = [str(v) for v in range(100)] + [str(v) for v in range(100, 1000, 7)]
+            sf, s8 = reading_scores(lf, options), reading_scores(l8, options)
+            same += max(sf, key=sf.get) == max(s8, key=s8.get)
+            total += 1
+    assert total >= 15 and same >= 0.9 * total, (same, total)

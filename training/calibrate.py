@@ -2,7 +2,8 @@
 
 Checkpoints written by ``python -m training`` and ``python -m training.pairs`` already
 carry them; this is for older ones. A pair reader's checkpoint gets composed pairs of
-training digits (``training.pairs.pair_calibration``) instead of single digits.
+training digits (``training.pairs.pair_calibration``) instead of single digits, and the
+number reader's composed numbers (``training.sequences.sequence_calibration``).
 The live recognizer quantizes the network to int8 at load time when a checkpoint has
 them, using these training images to fix each layer's activation range. The weights are
 left untouched and the file is rewritten atomically.
@@ -18,6 +19,7 @@ from training.checkpoint import (
     CALIBRATION_IMAGES,
     CheckpointError,
     calibration_images,
+    is_number_reader,
     is_pair_reader,
     read_checkpoint,
     save_checkpoint,
@@ -52,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # composed pairs, as the pair reader was trained on (never its held-out digits)
         ckpt["calibration"] = pair_calibration(images[:-HELD_OUT].numpy(), labels[:-HELD_OUT].numpy(),
                                                args.images, args.seed)
+    elif is_number_reader(ckpt):
+        from training.pairs import HELD_OUT
+        from training.sequences import sequence_calibration
+
+        ckpt["calibration"] = sequence_calibration(images[:-HELD_OUT].numpy(), labels[:-HELD_OUT].numpy(),
+                                                   args.images, args.seed)
     else:
         ckpt["calibration"] = calibration_images(images, args.images, args.seed)
     save_checkpoint(ckpt, args.checkpoint)

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from training.model import DigitNet, ModelConfig, build_model
+from training.model import DigitNet, ModelConfig, SeqNet, build_model
 
 FORMAT = "realtime-digits"
 FORMAT_VERSION = 1
@@ -47,6 +47,12 @@ def is_pair_reader(ckpt: dict[str, Any]) -> bool:
     """Whether a checkpoint holds the pair reader (``realtime.pairs``), not a digit network."""
     config = ckpt.get("model_config")
     return isinstance(config, dict) and config.get("arch") == "pairnet"
+
+
+def is_number_reader(ckpt: dict[str, Any]) -> bool:
+    """Whether a checkpoint holds the number reader (``realtime.sequences``)."""
+    config = ckpt.get("model_config")
+    return isinstance(config, dict) and config.get("arch") == SeqNet.ARCH
 
 
 class CheckpointError(Exception):
@@ -137,8 +143,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     calib = ckpt.get("calibration")
     if calib is not None:
         size = int(ckpt["normalization"].get("size", 28))
-        # the pair reader's inputs are two fields wide (realtime.pairs)
-        shape = (size, 2 * size) if is_pair_reader(ckpt) else (size, size)
+        # the pair reader's inputs are two fields wide (realtime.pairs), the number
+        # reader's a whole number wide (realtime.sequences)
+        shape = ((size, 2 * size) if is_pair_reader(ckpt) else (size, SeqNet.WIDTH) if is_number_reader(ckpt)
+                 else (size, size))
         if not (isinstance(calib, torch.Tensor) and calib.dtype == torch.uint8 and calib.ndim == 3
                 and tuple(calib.shape[1:]) == shape and len(calib) > 0):
             raise CheckpointError(f"{path}: calibration images must be uint8 [N, {shape[0]}, {shape[1]}]")

@@ -107,6 +107,7 @@ class SeqNet(nn.Module):
 
     ARCH = "seqnet"
     HIDDEN = 128
+    WIDTH = 128  # input columns: five MNIST-shaped digits side by side, the longest touching run rendered
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

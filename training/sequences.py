@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from realtime.sequences import BLANK, WIDTH, sequence_field
-from training.checkpoint import MNIST_NORMALIZATION, make_checkpoint, save_checkpoint
+from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION, make_checkpoint, save_checkpoint
 from training.data import DataError, load_mnist
 from training.model import ModelConfig, SeqNet, build_model, count_parameters
 from training.pairs import HELD_OUT, _compose, _glyph
@@ -108,6 +108,14 @@ def make_numbers(images: np.ndarray, labels: np.ndarray, n: int, seed: int, work
     else:
         parts = [_make_chunk(j) for j in jobs]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def sequence_calibration(images: np.ndarray, labels: np.ndarray, n: int = CALIBRATION_IMAGES,
+                         seed: int = 0) -> torch.Tensor:
+    """``n`` composed training numbers (uint8 [n, 28, WIDTH]) for the int8 quantization of
+    the number reader's convolutions, as :func:`training.checkpoint.calibration_images`
+    for the digit net."""
+    return torch.from_numpy(make_numbers(images, labels, n, seed)[0])
 
 
 def greedy_readings(logits: torch.Tensor | np.ndarray) -> list[str]:
@@ -194,7 +202,7 @@ def run(settings: SequenceSettings) -> dict[str, Any]:
     metrics = {**history[-1], "parameters": count_parameters(model), "held_out_numbers": len(held[0])}
     ckpt = make_checkpoint(model, metrics=metrics, settings={k: (list(v) if isinstance(v, tuple) else v)
                                                               for k, v in asdict(settings).items()},
-                           class_names=SEQ_CLASS_NAMES)
+                           class_names=SEQ_CLASS_NAMES, calibration=torch.from_numpy(data[0][:CALIBRATION_IMAGES]))
     save_checkpoint(ckpt, out_dir / "model.pt")
     (out_dir / "metrics.json").write_text(json.dumps(history, indent=1))
     return metrics
