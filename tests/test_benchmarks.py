@@ -54,7 +54,7 @@ def test_speed_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: Pat
     (stages,) = res["stages"]
     assert list(stages["stages_p50_ms"]) == ["ink map", "sheet", "thresholds", "binarize and line removal",
                                              "components and masks", "cut lattices", "normalization", "network",
-                                             "pair reader", "number reader", "split choices"]
+                                             "pair reader", "split choices", "number reader"]
     assert stages["stages_p50_ms"]["network"] > 0
     assert sum(stages["stages_p50_ms"].values()) <= 1.5 * stages["total_p50_ms"]
     assert {(m["backend"], m["batch"]) for m in res["model"]} == {

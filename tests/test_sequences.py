@@ -196,3 +196,25 @@ def test_calibrating_a_number_reader_makes_an_int8_reader_that_chooses_like_floa
             same += max(sf, key=sf.get) == max(s8, key=s8.get)
             total += 1
     assert total >= 15 and same >= 0.9 * total, (same, total)
+
+
+@pytest.mark.skipif(not DEFAULT_SEQ_WEIGHTS.is_file(), reason="no assets/sequences.pt")
+def test_number_reader_is_asked_only_where_readings_are_close(recognizer, mnist_test, monkeypatch) -> None:
+    """Blobs whose best reading leads every other by SEQ_CONTEST are not sent to the number
+    reader: fewer blobs go through it, and every digit read is the same as asking it
+    about every blob it could judge."""
+    import realtime.recognizer as recognizer_module
+
+    asked: list[int] = []
+    read_numbers = recognizer.read_numbers
+    monkeypatch.setattr(recognizer, "read_numbers", lambda ink, blobs: asked.append(len(blobs)) or read_numbers(ink, blobs))
+    frames = [render_scene(seed, SceneConfig(touching_prob=0.6, group_prob=0.9), mnist_test)[0] for seed in range(200, 208)]
+    runs = {}
+    for contest in (recognizer_module.SEQ_CONTEST, 1e9):
+        monkeypatch.setattr(recognizer_module, "SEQ_CONTEST", contest)
+        asked.clear()
+        dets = [[(d.box, d.digit) for d in recognizer.detect(f)] for f in frames]
+        runs[contest] = (sum(asked), dets)
+    (few, dets_few), (every, dets_every) = runs.values()
+    assert 0 < few < every, (few, every)
+    assert dets_few == dets_every
