@@ -8,7 +8,7 @@ pixels on some row or nearly touch), one to five digits long, defocused now and 
 The reader learns with CTC, so no one tells it where each digit is: it answers, per
 column of its field, which digit (or none) is there.
 
-    python -m training.sequences --out runs/sequences   # about 35 min on 2 CPU cores
+    python -m training.sequences --out runs/sequences   # about 40 min on 2 CPU cores
     cp runs/sequences/model.pt assets/sequences.pt
 
 Settings: see ``--help``. The weights written are the last epoch's (no selection on any
