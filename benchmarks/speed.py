@@ -7,6 +7,10 @@
   30 digits each: p50, p99 and FPS (1000 / mean ms). In the same run, the same pipeline
   calling the model once per crop instead of once per frame, and the ratio;
 - **stages** (``--stages``): where a frame's time goes, per pipeline stage;
+- **A/B** (``--ab``): the pipeline as shipped against the same without its number
+  reader, and without its number and pair readers, timed round by round in turns in one
+  process, so the machine's drift (which moves separate runs here by 20% and more)
+  falls on both alike; the ratio of their mean ms per round;
 - **model**: inference throughput (images/s) of the checkpoint at batch 1, 16 and 256,
   ONNX Runtime and PyTorch eager;
 - **training** (``--train``): training throughput (images/s) over a fixed number of
@@ -136,6 +140,38 @@ def bench_stages(weights: str | None, digits: tuple[Any, Any], threads: int, siz
     return rows
 
 
+def bench_ab(weights: str | None, digits: tuple[Any, Any], threads: int, sizes: Sequence[tuple[int, int]],
+             n_frames: int, rounds: int, backend: str) -> list[dict[str, Any]]:
+    """The shipped pipeline against itself without the optional readers, interleaved:
+    per size, each variant's mean ms per frame in each round (two passes over the
+    frames), the variants' order alternating from round to round; the median of those
+    and of each variant's ratio to the shipped pipeline's in the same round."""
+    from realtime.recognizer import Recognizer
+
+    variants = {"shipped": {}, "no number reader": {"seq_weights": ""},
+                "no pair or number reader": {"seq_weights": "", "pair_weights": ""}}
+    rows = []
+    for w, h in sizes:
+        frames = render_bench_frames(digits, w, h, n_frames, seed=7)
+        recs = {k: Recognizer.load(weights, threads=threads, backend=backend, **kw) for k, kw in variants.items()}
+        for rec in recs.values():
+            for f in frames:
+                rec.detect(f)  # warm caches
+        ms: dict[str, list[float]] = {k: [] for k in recs}
+        for r in range(rounds):
+            for k in (list(recs) if r % 2 == 0 else list(recs)[::-1]):
+                t0 = time.perf_counter()
+                for _ in range(2):
+                    for f in frames:
+                        recs[k].detect(f)
+                ms[k].append((time.perf_counter() - t0) * 1000 / (2 * len(frames)))
+        base = np.asarray(ms["shipped"])
+        rows.append({"size": f"{w}x{h}", "threads": threads, "rounds": rounds, "variants": {
+            k: {"mean_ms_median": float(np.median(v)), "fps": float(1000 / np.median(v)),
+                "ratio_to_shipped_median": float(np.median(np.asarray(v) / base))} for k, v in ms.items()}})
+    return rows
+
+
 def bench_model(weights: str | None, threads: int, batches: Sequence[int] = (1, 16, 256),
                 seconds: float = 1.0) -> list[dict[str, Any]]:
     from realtime.recognizer import Recognizer
@@ -261,6 +297,13 @@ def format_report(r: dict[str, Any]) -> str:
         for row in r["stages"]:
             stages = ", ".join(f"{k} {v:.2f}" for k, v in row["stages_p50_ms"].items())
             out.append(f"  {row['size']} threads={row['threads']}: frame {row['total_p50_ms']:.2f} ms = {stages}")
+    if r.get("ab"):
+        out.append("A/B, interleaved round by round (median over rounds of the mean ms per frame; ratio to "
+                   "the shipped pipeline in the same round):")
+        for row in r["ab"]:
+            for k, v in row["variants"].items():
+                out.append(f"  {row['size']} threads={row['threads']} {k:>25}: {v['mean_ms_median']:6.2f} ms "
+                           f"{v['fps']:5.0f} FPS  x{v['ratio_to_shipped_median']:.3f}")
     if r.get("model"):
         out.append("Model inference throughput (images/s):")
         for m in r["model"]:
@@ -296,6 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-pipeline", action="store_true", help="skip the per-frame pipeline timing")
     p.add_argument("--no-model", action="store_true", help="skip the model throughput at batch 1/16/256")
     p.add_argument("--stages", action="store_true", help="also time each pipeline stage (where a frame's time goes)")
+    p.add_argument("--ab", type=int, default=0, metavar="ROUNDS",
+                   help="also time the shipped pipeline against it without the number reader, and without the "
+                        "number and pair readers, interleaved for ROUNDS rounds (0: skip)")
     p.add_argument("--train", action="store_true", help="also measure training throughput")
     p.add_argument("--time-to-99", action="store_true", help="also time a fresh run to 99.0%% test accuracy")
     p.add_argument("--json", default=None, help="also write the results here as JSON")
@@ -311,15 +357,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     r: dict[str, Any] = {"pipeline": [], "model": [], "training": []}
     try:
-        if not a.no_pipeline:
+        if not a.no_pipeline or a.ab > 0:
             x, y = load_mnist("test", a.data_dir)
             digits = (x.numpy(), y.numpy())
+        if not a.no_pipeline:
             for t in a.threads:
                 r["pipeline"] += bench_pipeline(a.weights, digits, t, sizes, a.frames, a.repeats, a.backend)
             if a.stages:
                 r["stages"] = []
                 for t in a.threads:
                     r["stages"] += bench_stages(a.weights, digits, t, sizes, a.frames, a.repeats, a.backend)
+        if a.ab > 0:
+            r["ab"] = []
+            for t in a.threads:
+                r["ab"] += bench_ab(a.weights, digits, t, sizes, a.frames, a.ab, a.backend)
         if not a.no_model:
             for t in a.threads:
                 r["model"] += bench_model(a.weights, t)

@@ -44,7 +44,7 @@ def test_accuracy_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: 
 def test_speed_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: Path) -> None:
     out = tmp_path / "speed.json"
     r = _run(["benchmarks.speed", "--threads", "1", "--frames", "2", "--repeats", "1", "--sizes", "320x240",
-              "--stages", "--json", str(out)], repo_root, mnist_dir)
+              "--stages", "--ab", "1", "--json", str(out)], repo_root, mnist_dir)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(out.read_text())
     (row,) = res["pipeline"]
@@ -57,6 +57,12 @@ def test_speed_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: Pat
                                              "pair reader", "split choices", "number reader"]
     assert stages["stages_p50_ms"]["network"] > 0
     assert sum(stages["stages_p50_ms"].values()) <= 1.5 * stages["total_p50_ms"]
+    # the interleaved A/B times the shipped pipeline against it without its optional readers
+    (ab,) = res["ab"]
+    assert set(ab["variants"]) == {"shipped", "no number reader", "no pair or number reader"}
+    assert ab["variants"]["shipped"]["ratio_to_shipped_median"] == 1.0
+    assert all(v["mean_ms_median"] > 0 for v in ab["variants"].values())
+    assert "no pair or number reader" in r.stdout
     assert {(m["backend"], m["batch"]) for m in res["model"]} == {
         (b, n) for b in ("onnxruntime int8", "onnxruntime", "torch") for n in (1, 16, 256)}
     assert all(m["images_per_s"] > 0 for m in res["model"])
