@@ -24,7 +24,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Callable, ContextManager, Sequence, TypeVar
 
 import cv2
 import numpy as np
@@ -790,6 +790,35 @@ def merge_pieces(a: Candidate, b: Candidate) -> Candidate:
     return Candidate(box=(x, y, w, h), mask=mask)
 
 
+K = TypeVar("K", int, str)
+
+
+def _chains(n_points: int, segs: Sequence[tuple[int, int, float] | tuple[int, int, float, int]], min_conf: float,
+            bonus: float, start: K, extend: Callable[[K, int, int], K | None], keep: int | None = None,
+            ) -> dict[K, tuple[float, list[int]]]:
+    """The best chain of segments from point 0 to each key at the last point: dynamic
+    programming over the points in order, a chain's key grown by ``extend(key, segment,
+    digits)`` (``None``: that chain may not go on). ``keep``: at most this many keys per
+    point, the best ones."""
+    best: list[dict[K, tuple[float, list[int]]]] = [dict() for _ in range(n_points)]
+    best[0][start] = (0.0, [])
+    for s in sorted(range(len(segs)), key=lambda s: segs[s][1]):
+        i, j, c = segs[s][:3]
+        n = int(segs[s][3]) if len(segs[s]) > 3 else 1  # type: ignore[misc]
+        if c < min_conf:
+            continue
+        gain = float(np.log(c)) + bonus * n
+        for key, (score, path) in list(best[i].items()):
+            k = extend(key, s, n)
+            if k is None:
+                continue
+            if k not in best[j] or score + gain > best[j][k][0]:
+                best[j][k] = (score + gain, path + [s])
+        if keep is not None and len(best[j]) > keep:
+            best[j] = dict(sorted(best[j].items(), key=lambda kv: -kv[1][0])[:keep])
+    return best[n_points - 1]
+
+
 def best_chain(n_points: int, segs: Sequence[tuple[int, int, float] | tuple[int, int, float, int]], min_conf: float = 0.5,
                bonus: float = 0.0, max_parts: int = 8) -> tuple[list[int], float]:
     """The chain of segments from point 0 to point ``n_points - 1`` that the classifier
@@ -799,21 +828,8 @@ def best_chain(n_points: int, segs: Sequence[tuple[int, int, float] | tuple[int,
     used. ``segs``: ``(i, j, confidence)``, or ``(i, j, confidence, digits)`` for a
     stretch read as several digits at once (it scores ``digits`` bonuses). Returns ``(segment indices, score)``, or
     ``([], -inf)`` when no chain exists."""
-    # best[j][k]: (score, segment indices) of the best k-segment chain to point j
-    best: list[dict[int, tuple[float, list[int]]]] = [dict() for _ in range(n_points)]
-    best[0][0] = (0.0, [])
-    for s in sorted(range(len(segs)), key=lambda s: segs[s][1]):
-        i, j, c = segs[s][:3]
-        n = int(segs[s][3]) if len(segs[s]) > 3 else 1  # type: ignore[misc]
-        if c < min_conf:
-            continue
-        gain = float(np.log(c)) + bonus * n
-        for k, (score, path) in list(best[i].items()):
-            if k + n > max_parts:
-                continue
-            if k + n not in best[j] or score + gain > best[j][k + n][0]:
-                best[j][k + n] = (score + gain, path + [s])
-    ends = best[n_points - 1]
+    # keyed by the number of digits so far: the best k-digit chain to each point
+    ends = _chains(n_points, segs, min_conf, bonus, 0, lambda k, _s, n: k + n if k + n <= max_parts else None)
     if not ends:
         return [], float("-inf")
     score, path = max(ends.values(), key=lambda v: v[0])
@@ -827,23 +843,12 @@ def chains_by_reading(n_points: int, segs: Sequence[tuple[int, int, float] | tup
     each segment's digits), the best chain that spells it, as ``{reading: (segment
     indices, score)}``. The ``keep`` best readings are kept at each point, which bounds
     the work on a long blob whose lattice spells hundreds."""
-    best: list[dict[str, tuple[float, list[int]]]] = [dict() for _ in range(n_points)]
-    best[0][""] = (0.0, [])
-    for s in sorted(range(len(segs)), key=lambda s: segs[s][1]):
-        i, j, c = segs[s][:3]
-        n = int(segs[s][3]) if len(segs[s]) > 3 else 1  # type: ignore[misc]
-        if c < min_conf:
-            continue
-        gain = float(np.log(c)) + bonus * n
-        for text, (score, path) in list(best[i].items()):
-            t = text + readings[s]
-            if len(t) > max_parts:
-                continue
-            if t not in best[j] or score + gain > best[j][t][0]:
-                best[j][t] = (score + gain, path + [s])
-        if len(best[j]) > keep:
-            best[j] = dict(sorted(best[j].items(), key=lambda kv: -kv[1][0])[:keep])
-    return {t: (path, score) for t, (score, path) in best[n_points - 1].items()}
+    def spell(text: str, s: int, _n: int) -> str | None:
+        t = text + readings[s]
+        return t if len(t) <= max_parts else None
+
+    ends = _chains(n_points, segs, min_conf, bonus, "", spell, keep)
+    return {t: (path, score) for t, (score, path) in ends.items()}
 
 
 def sort_reading_order(cands: list[Candidate]) -> list[Candidate]:

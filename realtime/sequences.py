@@ -20,7 +20,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from realtime import native
-from realtime.normalize import SIZE
 from realtime.pairs import pair_fields, wide_field
 from training.model import SeqNet
 

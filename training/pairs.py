@@ -433,12 +433,21 @@ def run(settings: PairSettings) -> dict[str, Any]:
         print(json.dumps(m), flush=True)
     model.cpu()
     metrics = {**history[-1], "parameters": count_parameters(model), "held_out_pairs": len(held[0])}
+    write_reader(out_dir, model, settings, PAIR_CLASS_NAMES, data[0], history, metrics)
+    return metrics
+
+
+def write_reader(out_dir: Path, model: torch.nn.Module, settings: Any, class_names: list[str],
+                 fields: np.ndarray, history: list[dict[str, Any]], metrics: dict[str, Any]) -> None:
+    """A trained reader's run folder: ``model.pt`` (written atomically, with its settings,
+    metrics and the first CALIBRATION_IMAGES training ``fields`` as int8 calibration
+    images) and every epoch's held-out figures in ``metrics.json``. Shared by the pair
+    reader and the number reader (``training.sequences``)."""
     ckpt = make_checkpoint(model, metrics=metrics, settings={k: (list(v) if isinstance(v, tuple) else v)
                                                               for k, v in asdict(settings).items()},
-                           class_names=PAIR_CLASS_NAMES, calibration=torch.from_numpy(data[0][:CALIBRATION_IMAGES]))
+                           class_names=class_names, calibration=torch.from_numpy(fields[:CALIBRATION_IMAGES]))
     save_checkpoint(ckpt, out_dir / "model.pt")
     (out_dir / "metrics.json").write_text(json.dumps(history, indent=1))
-    return metrics
 
 
 def parse_args(argv: Sequence[str] | None = None) -> PairSettings:

@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime.sequences import BLANK, WIDTH, sequence_field
-from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION, make_checkpoint, save_checkpoint
+from realtime.sequences import BLANK, sequence_field
+from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION
 from training.data import DataError, load_mnist
 from training.model import ModelConfig, SeqNet, build_model, count_parameters
-from training.pairs import HELD_OUT, _compose, _glyph
+from training.pairs import HELD_OUT, _compose, _glyph, write_reader
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +199,7 @@ def run(settings: SequenceSettings) -> dict[str, Any]:
         history.append(m)
         print(json.dumps(m), flush=True)
     metrics = {**history[-1], "parameters": count_parameters(model), "held_out_numbers": len(held[0])}
-    ckpt = make_checkpoint(model, metrics=metrics, settings={k: (list(v) if isinstance(v, tuple) else v)
-                                                              for k, v in asdict(settings).items()},
-                           class_names=SEQ_CLASS_NAMES, calibration=torch.from_numpy(data[0][:CALIBRATION_IMAGES]))
-    save_checkpoint(ckpt, out_dir / "model.pt")
-    (out_dir / "metrics.json").write_text(json.dumps(history, indent=1))
+    write_reader(out_dir, model, settings, SEQ_CLASS_NAMES, data[0], history, metrics)
     return metrics
 
 
