@@ -69,10 +69,12 @@ MARK_SCAN_HEIGHT = (14.0, 22.0)  # px: marks pass through MNIST's resolution (it
 
 
 @dataclass
-class PairSettings:
+class ReaderSettings:
+    """What training the pair reader and the number reader (``training.sequences``) share."""
+
     data_dir: str | None = None
     download: bool = False
-    out: str = "runs/pairs"
+    out: str = "runs/reader"
     samples: int = 500_000
     epochs: int = 7
     batch_size: int = 256
@@ -81,6 +83,35 @@ class PairSettings:
     seed: int = 0
     threads: int = 2
     workers: int = 2
+
+
+def reader_arguments(p: argparse.ArgumentParser, d: ReaderSettings, made: str) -> None:
+    """The command-line options of :class:`ReaderSettings`; ``made``: what training
+    composes ("crops", "numbers")."""
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or ~/.cache/realtime-digits/mnist)")
+    p.add_argument("--download", action="store_true", help="download MNIST when the folder lacks it")
+    p.add_argument("--out", default=d.out, help=f"run folder; the weights go to OUT/model.pt (default {d.out})")
+    p.add_argument("--samples", type=int, default=d.samples, help=f"training {made} composed (default {d.samples})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over them (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak AdamW learning rate (default {d.lr})")
+    p.add_argument("--widths", type=int, nargs=3, default=list(d.widths),
+                   help=f"channels of the three conv stages (default {' '.join(map(str, d.widths))})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
+    p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
+    p.add_argument("--workers", type=int, default=d.workers, help=f"processes composing {made} (default {d.workers})")
+
+
+def reader_settings(a: argparse.Namespace, cls: type, **extra: Any) -> Any:
+    """``cls`` (a :class:`ReaderSettings`) from parsed :func:`reader_arguments` and ``extra``."""
+    return cls(data_dir=a.data_dir, download=a.download, out=a.out, samples=a.samples, epochs=a.epochs,
+               batch_size=a.batch_size, lr=a.lr, widths=tuple(a.widths), seed=a.seed, threads=a.threads,
+               workers=a.workers, **extra)
+
+
+@dataclass
+class PairSettings(ReaderSettings):
+    out: str = "runs/pairs"
     device: str = "cpu"
     # .npz of the pair reader's inputs as the live view makes them on rendered scenes of
     # MNIST training digits (python -m benchmarks.scene_crops --pairs), mixed in
@@ -296,13 +327,21 @@ def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, seed: int, worker
                ) -> tuple[np.ndarray, ...]:
     """``n`` crops: ``(fields uint8 [n, 28, 56], left [n], right [n], is pair [n], ends [n, 2],
     is digits [n])``."""
-    chunks = max(1, min(64, n // 2000))
+    return compose_chunks(_make_chunk, images, labels, n, seed, workers, max_chunks=64)
+
+
+def compose_chunks(make_chunk: Any, images: np.ndarray, labels: np.ndarray, n: int, seed: int, workers: int = 1,
+                   max_chunks: int | None = None) -> tuple[np.ndarray, ...]:
+    """``n`` composed samples from ``make_chunk((images, labels, count, seed))`` in chunks
+    of about 2,000 (at most ``max_chunks``), each with its own seed so the result does not
+    depend on ``workers``; each of the chunks' arrays concatenated."""
+    chunks = max(1, n // 2000 if max_chunks is None else min(max_chunks, n // 2000))
     jobs = [(images, labels, n // chunks + (1 if i < n % chunks else 0), seed * 1000 + i) for i in range(chunks)]
     if workers > 1:
         with Pool(workers) as pool:
-            parts = pool.map(_make_chunk, jobs)
+            parts = pool.map(make_chunk, jobs)
     else:
-        parts = [_make_chunk(j) for j in jobs]
+        parts = [make_chunk(j) for j in jobs]
     return tuple(np.concatenate(p) for p in zip(*parts))
 
 
@@ -453,17 +492,7 @@ def write_reader(out_dir: Path, model: torch.nn.Module, settings: Any, class_nam
 def parse_args(argv: Sequence[str] | None = None) -> PairSettings:
     d = PairSettings()
     p = argparse.ArgumentParser(prog="python -m training.pairs", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or data/mnist)")
-    p.add_argument("--download", action="store_true", help="download MNIST when the folder lacks it")
-    p.add_argument("--out", default=d.out, help=f"run folder; the weights go to OUT/model.pt (default {d.out})")
-    p.add_argument("--samples", type=int, default=d.samples, help=f"training crops composed (default {d.samples})")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over them (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak AdamW learning rate (default {d.lr})")
-    p.add_argument("--widths", type=int, nargs=3, default=list(d.widths), help=f"channels of the three stages (default {' '.join(map(str, d.widths))})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
-    p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
-    p.add_argument("--workers", type=int, default=d.workers, help=f"processes composing crops (default {d.workers})")
+    reader_arguments(p, d, "crops")
     p.add_argument("--device", default=d.device, help=f"where the network trains: cpu, or cuda on a machine with an "
                    f"NVIDIA GPU (the crops are composed on the CPU either way; default {d.device})")
     p.add_argument("--scene-pairs", default=None, metavar="NPZ",
@@ -479,13 +508,17 @@ def parse_args(argv: Sequence[str] | None = None) -> PairSettings:
         p.error(f"--device {a.device}: expected cpu or cuda")
     if device_kind == "cuda" and not torch.cuda.is_available():
         p.error(f"--device {a.device}: PyTorch sees no CUDA GPU here (use --device cpu)")
-    return PairSettings(data_dir=a.data_dir, download=a.download, out=a.out, samples=a.samples, epochs=a.epochs,
-                        batch_size=a.batch_size, lr=a.lr, widths=tuple(a.widths), seed=a.seed,
-                        threads=a.threads, workers=a.workers, device=a.device, scene_pairs=a.scene_pairs, init=a.init)
+    return reader_settings(a, PairSettings, device=a.device, scene_pairs=a.scene_pairs, init=a.init)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
+    return run_reader_cli(parse_args(argv), run)
+
+
+def run_reader_cli(settings: Any, run: Any) -> int:
+    """A reader's training CLI around ``run(settings)``: SIGTERM stops it like Ctrl-C (no
+    weights written, exit 130), bad data is one line on stderr (exit 2), success says
+    where the weights went. Shared by the pair reader and the number reader."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         metrics = run(settings)

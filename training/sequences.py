@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +35,10 @@ import torch.nn.functional as F
 
 from realtime.sequences import BLANK, sequence_field
 from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION
-from training.data import DataError, load_mnist
+from training.data import load_mnist
 from training.model import ModelConfig, SeqNet, build_model, count_parameters
-from training.pairs import HELD_OUT, _compose, _glyph, write_reader
+from training.pairs import (HELD_OUT, ReaderSettings, _compose, _glyph, compose_chunks, reader_arguments,
+                            reader_settings, run_reader_cli, write_reader)
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +48,10 @@ MAX_DIGITS = max(LENGTH_MIX)
 
 
 @dataclass
-class SequenceSettings:
-    data_dir: str | None = None
-    download: bool = False
+class SequenceSettings(ReaderSettings):
     out: str = "runs/sequences"
     samples: int = 250_000
     epochs: int = 4
-    batch_size: int = 256
-    lr: float = 2e-3
-    widths: tuple[int, int, int] = (16, 32, 64)
-    seed: int = 0
-    threads: int = 2
-    workers: int = 2
 
 
 def make_number(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
@@ -99,14 +90,8 @@ def make_numbers(images: np.ndarray, labels: np.ndarray, n: int, seed: int, work
                  ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` composed numbers: ``(fields uint8 [n, 28, WIDTH], digits [n, MAX_DIGITS])``,
     the digits padded with -1."""
-    chunks = max(1, n // 2000)
-    jobs = [(images, labels, n // chunks + (1 if i < n % chunks else 0), seed * 1000 + i) for i in range(chunks)]
-    if workers > 1:
-        with Pool(workers) as pool:
-            parts = pool.map(_make_chunk, jobs)
-    else:
-        parts = [_make_chunk(j) for j in jobs]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    fields, digits = compose_chunks(_make_chunk, images, labels, n, seed, workers)
+    return fields, digits
 
 
 def sequence_calibration(images: np.ndarray, labels: np.ndarray, n: int = CALIBRATION_IMAGES,
@@ -206,39 +191,15 @@ def run(settings: SequenceSettings) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> SequenceSettings:
     d = SequenceSettings()
     p = argparse.ArgumentParser(prog="python -m training.sequences", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or ~/.cache/realtime-digits/mnist)")
-    p.add_argument("--download", action="store_true", help="download MNIST when the folder lacks it")
-    p.add_argument("--out", default=d.out, help=f"run folder; the weights go to OUT/model.pt (default {d.out})")
-    p.add_argument("--samples", type=int, default=d.samples, help=f"training numbers composed (default {d.samples})")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over them (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak AdamW learning rate (default {d.lr})")
-    p.add_argument("--widths", type=int, nargs=3, default=list(d.widths),
-                   help=f"channels of the three conv stages (default {' '.join(map(str, d.widths))})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
-    p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
-    p.add_argument("--workers", type=int, default=d.workers, help=f"processes composing numbers (default {d.workers})")
+    reader_arguments(p, d, "numbers")
     a = p.parse_args(argv)
     if a.samples < 100 or a.epochs < 1 or a.batch_size < 1 or a.samples < a.batch_size:
         p.error("--samples must be >= 100 and >= --batch-size; --epochs and --batch-size >= 1")
-    return SequenceSettings(data_dir=a.data_dir, download=a.download, out=a.out, samples=a.samples,
-                            epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, widths=tuple(a.widths),
-                            seed=a.seed, threads=a.threads, workers=a.workers)
+    return reader_settings(a, SequenceSettings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        metrics = run(settings)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: no weights written", file=sys.stderr)
-        return 130
-    print(f"wrote {Path(settings.out) / 'model.pt'}: " + json.dumps(metrics))
-    return 0
+    return run_reader_cli(parse_args(argv), run)
 
 
 if __name__ == "__main__":
