@@ -127,8 +127,11 @@ SEQ_MIN_ASPECT = 0.9
 SEQ_CONTEST = 3.0
 
 Lattices = dict[int, tuple[int, list[tuple[int, int, int]]]]
-# per candidate: (its whole reading or None, [(spelled digits or None, parts, score)])
-Options = dict[int, tuple[str | None, list[tuple[str | None, list[tuple[bool, int]], float]]]]
+# a chain of a blob's parts: (the digits it spells or None, its parts as (False, crop
+# index) or (True, pair hypothesis index), its score)
+Split = tuple[str | None, list[tuple[bool, int]], float]
+# per candidate: ((its whole reading, score) or None when too wide for one digit, splits)
+Options = dict[int, tuple[tuple[str, float] | None, list[Split]]]
 Merges = list[tuple[int, int, int]]
 # (candidate index, from point, to point, the stretch) per pair-reader crop
 PairHyps = list[tuple[int, int, int, Candidate]]
@@ -588,7 +591,7 @@ class Recognizer:
             options = self._split_options(cands, crops, lattices, probs, pair_hyps, read, unsplit,
                                           by_reading=not plain and self.seq_backend is not None)
         with timer("number reader"):
-            asked = self._contested(options, probs)
+            asked = self._contested(options)
             numbers = dict(zip(asked, self.read_numbers(ink, [cands[n] for n in asked])))
         with timer("split choices"):
             return self._choose(cands, crops, merges, probs, options, pair_hyps, read, dropped, numbers)
@@ -622,7 +625,8 @@ class Recognizer:
                        probs: np.ndarray, pair_hyps: PairHyps = (), read: tuple[np.ndarray, ...] = (),
                        unsplit: set[int] = frozenset(), by_reading: bool = False) -> Options:
         """How each candidate may be read: ``{candidate: (whole, splits)}``. ``whole``: the
-        digit it reads as whole (``None`` when too wide to be one digit); ``splits``: the
+        digit it reads as whole and that reading's score (``None`` when too wide to be one
+        digit); ``splits``: the
         best chains of its lattice's parts (some read as pairs of touching digits) as
         ``(spelled digits, parts, score)``, each part ``(False, crop index)`` or ``(True,
         pair hypothesis index)``. With ``by_reading`` the best chain for
@@ -641,8 +645,9 @@ class Recognizer:
         out: Options = {}
         for n, c in enumerate(cands):
             # a blob too wide for one digit may only be read as several
-            whole = str(int(probs[n][:10].argmax())) if c.box[2] <= cfg.whole_max_aspect * c.box[3] else None
-            splits: list[tuple[str | None, list[int], float]] = []
+            whole = ((str(int(probs[n][:10].argmax())), float(np.log(conf[n])) + SPLIT_BONUS)
+                     if c.box[2] / c.box[3] <= cfg.whole_max_aspect else None)
+            splits: list[Split] = []
             if (n in lattices or n in by_cand) and n not in unsplit:
                 n_points, segs = lattices.get(n, (2, []))
                 edges = [(i, j, float(conf[k])) for i, j, k in segs]
@@ -662,16 +667,15 @@ class Recognizer:
         return out
 
     @staticmethod
-    def _contested(options: Options, probs: np.ndarray) -> list[int]:
+    def _contested(options: Options) -> list[int]:
         """The candidates whose reading the number reader may change: split by reading
         (:meth:`_split_options`), with a second reading (whole, or a chain spelling other
         digits) within SEQ_CONTEST of the best one's score."""
-        conf = _confidences(probs)
         out = []
         for n, (whole, splits) in options.items():
             if not splits or splits[0][0] is None:
                 continue
-            scores = sorted([sc for _, _, sc in splits] + ([float(np.log(conf[n])) + SPLIT_BONUS] if whole else []))
+            scores = sorted([sc for _, _, sc in splits] + ([whole[1]] if whole else []))
             if len(scores) >= 2 and scores[-1] - scores[-2] < SEQ_CONTEST:
                 out.append(n)
         return out
@@ -694,11 +698,11 @@ class Recognizer:
         for n, c in enumerate(cands):
             whole, splits = options[n]
             best = [(c, probs[n])] if whole is not None else None
-            score = float(np.log(conf[n])) + SPLIT_BONUS if whole is not None else float("-inf")
+            score = whole[1] if whole is not None else float("-inf")
             if n in numbers:
-                like = sequences.reading_scores(numbers[n], {t for t, _, _ in splits} | ({whole} - {None}))
+                like = sequences.reading_scores(numbers[n], {t for t, _, _ in splits} | ({whole[0]} if whole else set()))
                 if whole is not None:
-                    score += SEQ_WEIGHT * like[whole]
+                    score += SEQ_WEIGHT * like[whole[0]]
                 splits = [(t, p, sc + SEQ_WEIGHT * like[t]) for t, p, sc in splits]
             if splits:
                 _, parts, chain = max(splits, key=lambda s: s[2])
