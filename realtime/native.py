@@ -582,15 +582,13 @@ def _ctc(log_probs, labels, lengths):
             alpha[1] = log_probs[0, ext[1]]
         for t in range(1, t_max):
             for i in range(s):
+                # adding exp(-inf) is exact (log1p(0) = 0), so the numpy route's sums
+                # with the missing neighbours need no counterpart here
                 v = alpha[i]
                 if i >= 1:
                     v = _lae(v, alpha[i - 1])
-                else:
-                    v = _lae(v, -np.inf)
                 if i >= 2 and ext[i] != blank and ext[i] != ext[i - 2]:
                     v = _lae(v, alpha[i - 2])
-                else:
-                    v = _lae(v, -np.inf)
                 nxt[i] = v + log_probs[t, ext[i]]
             for i in range(s):
                 alpha[i] = nxt[i]
