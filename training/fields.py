@@ -20,7 +20,6 @@ component's pixels. Nothing here needs PyTorch: the live view imports it without
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
@@ -38,20 +37,19 @@ NUMBER_BLANK = 10  # the number reader's CTC blank, after the ten digits
 WIDE_MARGIN = 2
 
 
-@dataclass(frozen=True)
 class PairOutputs:
-    """Where each answer sits in the pair reader's output vector."""
+    """Where each answer sits in the pair reader's output vector (read-only constants)."""
 
-    left: slice = slice(0, 10)  # the left digit's 10 logits
-    right: slice = slice(10, 20)  # the right digit's 10 logits
-    pair: int = 20  # "this crop is two digits" logit
-    ends: slice = slice(21, 23)  # the left digit's right end, the right digit's left end (sigmoid: width fractions)
-    digits: int = 23  # "this crop is handwritten digits at all" logit
-    size: int = 24
-    legacy_size: int = 23  # readers trained before the "digits" output: to them every crop is digits
+    left = slice(0, 10)  # the left digit's 10 logits
+    right = slice(10, 20)  # the right digit's 10 logits
+    pair = 20  # "this crop is two digits" logit
+    ends = slice(21, 23)  # the left digit's right end, the right digit's left end (sigmoid: width fractions)
+    digits = 23  # "this crop is handwritten digits at all" logit
+    size = 24
+    legacy_size = 23  # readers trained before the "digits" output: to them every crop is digits
 
 
-PAIR_OUTPUTS = PairOutputs()
+PAIR_OUTPUTS = PairOutputs
 
 _K3 = np.ones((3, 3), np.uint8)
 
