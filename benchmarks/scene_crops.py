@@ -46,6 +46,9 @@ import numpy as np
 
 from benchmarks.metrics import iou
 from benchmarks.scenes import SceneConfig, frame_seed, render_scene
+from realtime import split
+from realtime.readers import DigitReadings
+from training.fields import PAIR_WIDTH, wide_fields
 from training.pairs import SCENE_PAIR_KEYS  # the arrays of a --pairs .npz
 
 log = logging.getLogger(__name__)
@@ -83,8 +86,10 @@ def mine_frame(rec: Any, frame: np.ndarray, truths: Sequence[Any], min_iou: floa
     no digit: a piece of one (IoU < ``max_neg_iou`` with every digit), or a blob that
     holds most of two or more digits. Those are the wrong readings a touching blob
     offers; in between (a digit with a sliver of its neighbour) nothing is kept."""
-    ink, cands = rec.candidates(frame)
-    crops = rec.hypotheses(cands)[0]
+    page = rec.page(frame)
+    # read as if no blob were sure: every wide blob's lattice is mined
+    unsure = DigitReadings(np.zeros((len(page.blobs), 11), np.float32))
+    crops = split.refine(split.propose(page.blobs, rec.config.split), unsure, rec.config.split, pairs=False).crops
     pos, labels, neg = [], [], []
     for c in crops:
         scores = [iou(c.box, t.box) for t in truths]
@@ -104,7 +109,7 @@ def mine_frame(rec: Any, frame: np.ndarray, truths: Sequence[Any], min_iou: floa
     def norm(cs: list[Any]) -> np.ndarray:
         if not cs:
             return np.zeros((0, rec.size, rec.size), np.uint8)
-        return np.clip(rec.crops(ink, cs) * 255 + 0.5, 0, 255).astype(np.uint8)
+        return np.clip(rec.digit_reader.fields(page.ink, cs) * 255 + 0.5, 0, 255).astype(np.uint8)
     return norm(pos), np.asarray(labels, np.int64), norm(neg)
 
 
@@ -149,18 +154,17 @@ def mine_pairs(rec: Any, frame: np.ndarray, truths: Sequence[Any]) -> tuple[np.n
     """The pair reader's inputs as the live view makes them in one frame, with their
     truth: ``(fields uint8 [N, 28, 56], left [N], right [N], is pair [N], ends [N, 2],
     is digits [N])``, one row per stretch the live view would ask the pair reader about
-    (:meth:`realtime.recognizer.Recognizer.pair_hypotheses`; every blob the digit
-    network is not sure of, whole, and the stretches of its cut lattice)."""
-    from realtime import pairs
-
-    ink, cands = rec.candidates(frame)
+    (:func:`realtime.split.refine`; every blob the digit network is not sure of, whole,
+    and the stretches of its cut lattice)."""
+    page = rec.page(frame)
     # the digit network's reading of each blob, which decides the blobs it is sure of
-    probs = rec.predict(rec.crops(ink, cands))
-    parts = [p for _, _, _, p in rec.pair_hypotheses(cands, probs)]
+    whole = rec.digit_reader.read(page.ink, page.blobs)
+    plan = split.refine(split.propose(page.blobs, rec.config.split), whole, rec.config.split, pairs=True)
+    parts = [plan.pair_crops[e.crop] for edges in plan.pair_edges.values() for e in edges]
     rows = [pair_label(p.box, truths) for p in parts]
     keep = [k for k, r in enumerate(rows) if r[0] != -2]
     parts, rows = [parts[k] for k in keep], [rows[k] for k in keep]
-    fields = pairs.pair_fields(ink, [p.box for p in parts], [p.mask for p in parts])
+    fields = wide_fields(page.ink, [p.box for p in parts], [p.mask for p in parts], PAIR_WIDTH)
     r = np.asarray(rows, np.float64).reshape(-1, 5)
     return ((fields * 255 + 0.5).astype(np.uint8), r[:, 0].astype(np.int64), r[:, 1].astype(np.int64),
             r[:, 2].astype(np.float32), r[:, 3:5].astype(np.float32), np.ones(len(r), np.float32))
@@ -169,15 +173,15 @@ def mine_pairs(rec: Any, frame: np.ndarray, truths: Sequence[Any]) -> tuple[np.n
 def _init(weights: str | None, data_dir: str | None, overrides: dict[str, float]) -> None:
     import cv2
 
-    from realtime.recognizer import Recognizer
+    from realtime.recognizer import Recognizer, RecognizerConfig
+    from realtime.split import SplitConfig
     from training.data import load_mnist
 
     cv2.setNumThreads(1)
     images, labels = load_mnist("train", data_dir)
     _worker["digits"] = (images.numpy(), labels.numpy())
-    rec = Recognizer.load(weights, threads=1)
-    rec.segment_config = replace(rec.segment_config, **overrides)
-    _worker["rec"] = rec
+    config = RecognizerConfig(split=replace(SplitConfig(), **overrides))
+    _worker["rec"] = Recognizer.load(weights, threads=1, config=config)
 
 
 def _one(job: tuple[int, SceneConfig, float, bool]) -> tuple[np.ndarray, ...]:
@@ -205,7 +209,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="a crop is labelled with a digit when its box overlaps that digit's by this IoU (default 0.75)")
     p.add_argument("--lattice-from", type=float, default=None, metavar="ASPECT",
                    help="blob aspect (w/h) from which cut lattices are tried (default: the live setting, "
-                        "SegmentConfig.split_min_aspect)")
+                        "SplitConfig.split_min_aspect)")
     p.add_argument("--part-min-height", type=float, default=None, metavar="FRAC",
                    help="a lattice part spans at least this share of its blob's height (default: the live "
                         "setting; the shipped model's crops used 0.4)")

@@ -84,7 +84,7 @@ def bench_pipeline(weights: str | None, digits: tuple[Any, Any], threads: int, s
         frames = render_bench_frames(digits, w, h, n_frames, seed=7)
         rec = Recognizer.load(weights, threads=threads, backend=backend)
         batched, per_frame = time_pipeline(rec.detect, frames, repeats)
-        rec.backend = PerCropBackend(rec.backend)
+        rec.digit_reader.backend = PerCropBackend(rec.digit_reader.backend)
         single, _ = time_pipeline(rec.detect, frames, max(1, repeats // 2))
         rows.append({"size": f"{w}x{h}", "threads": threads, "backend": rec.backend.inner.name,
                      "digits_per_frame": per_frame, "batched": batched, "per_crop": single,
@@ -181,12 +181,12 @@ def bench_model(weights: str | None, threads: int, batches: Sequence[int] = (1, 
         rec = Recognizer.load(weights, threads=threads, backend=backend)
         for b in batches:
             x = np.random.default_rng(0).random((b, 28, 28), dtype=np.float32)
-            rec.predict(x)
+            rec.digit_reader.read_fields(x)
             ts = []
             t_end = time.perf_counter() + seconds
             while time.perf_counter() < t_end or len(ts) < 5:
                 t0 = time.perf_counter()
-                rec.predict(x)
+                rec.digit_reader.read_fields(x)
                 ts.append(time.perf_counter() - t0)
             med = float(np.median(ts))
             rows.append({"backend": rec.backend.name, "threads": threads, "batch": b,

@@ -14,7 +14,10 @@ All are MNIST *test* digits. The frames are rendered once, then read under each 
 asked for, so a sweep compares settings on identical frames::
 
     MNIST_DIR=../shared/data/mnist .venv/bin/python -m benchmarks.tuning \\
-        --seq-weights runs/sequences/model.pt --set SEQ_WEIGHT=0,0.3,1
+        --seq-weights runs/sequences/model.pt --set split.seq_weight=0,0.3,1
+
+Each setting is a recognizer of its own (``realtime.recognizer.configure``), sharing
+the loaded readers; the shipped config is never changed.
 """
 
 from __future__ import annotations
@@ -80,15 +83,15 @@ def evaluate(rec: Any, frames: dict[str, list[tuple[np.ndarray, list[Any]]]]) ->
     return out
 
 
-def _settings(pairs: Sequence[str]) -> list[dict[str, float]]:
-    """``NAME=v1,v2`` options as the grid of every combination."""
+def _settings(pairs: Sequence[str]) -> list[dict[str, str]]:
+    """``stage.field=v1,v2`` options as the grid of every combination."""
     names, values = [], []
     for item in pairs:
         name, _, vals = item.partition("=")
         if not name or not vals:
-            raise ValueError(f"--set wants NAME=V1,V2,...; got {item!r}")
+            raise ValueError(f"--set wants STAGE.FIELD=V1,V2,...; got {item!r}")
         names.append(name)
-        values.append([float(v) for v in vals.split(",")])
+        values.append(vals.split(","))
     return [dict(zip(names, combo)) for combo in itertools.product(*values)] or [{}]
 
 
@@ -108,24 +111,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="pair reader (default: $DIGITS_PAIR_WEIGHTS or assets/pairs.pt; '' for none)")
     p.add_argument("--seq-weights", default=None,
                    help="number reader (default: $DIGITS_SEQ_WEIGHTS or assets/sequences.pt; '' for none)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2",
-                   help="a realtime.recognizer constant and the values to try (repeatable: every combination)")
+    p.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=V1,V2",
+                   help="a recognizer setting (e.g. split.seq_weight, segment.line_frac) and the values to try "
+                        "(repeatable: every combination)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     p.add_argument("--quick", action="store_true", help="a tenth of each set (a smoke run, not for choosing)")
     p.add_argument("--json", default=None, help="also write the results here as JSON")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    import realtime.recognizer as recognizer_module
-    from realtime.recognizer import Recognizer
+    from realtime.recognizer import Recognizer, configure
     from training.checkpoint import CheckpointError
     from training.data import DataError, load_mnist
 
     try:
         grid = _settings(a.set)
-        for name in grid[0]:
-            if not isinstance(getattr(recognizer_module, name, None), (int, float)):
-                raise ValueError(f"realtime.recognizer has no numeric constant {name}")
+        configs = [configure(settings=[f"{k}={v}" for k, v in setting.items()]) for setting in grid]
         rec = Recognizer.load(a.weights, pair_weights=a.pair_weights, seq_weights=a.seq_weights)
         images, labels = load_mnist("test", a.data_dir)
     except (ValueError, CheckpointError, DataError) as err:
@@ -136,16 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"rendered {sum(len(v) for k, v in frames.items() if k != 'touching')} frames in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     results = []
-    for setting in grid:
-        saved = {k: getattr(recognizer_module, k) for k in setting}
-        try:
-            for k, v in setting.items():
-                setattr(recognizer_module, k, type(saved[k])(v))
-            r = evaluate(rec, frames)
-        finally:
-            for k, v in saved.items():
-                setattr(recognizer_module, k, v)
-        label = " ".join(f"{k}={v:g}" for k, v in setting.items()) or "as shipped"
+    for setting, config in zip(grid, configs):
+        r = evaluate(rec.with_config(config), frames)
+        label = " ".join(f"{k}={v}" for k, v in setting.items()) or "as shipped"
         print(_row(label, r), flush=True)
         results.append({"setting": setting, **r})
     if a.json:

@@ -42,6 +42,8 @@ class LiveSettings:
     no_track: bool = False
     progress: bool = True
     verbose: bool = False
+    settings: tuple[str, ...] = ()  # recognizer settings, STAGE.FIELD=VALUE
+    config_file: str | None = None  # a JSON or TOML file of recognizer settings
 
 
 def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
@@ -53,9 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
         description="Find and read handwritten digits live: boxes, digits, confidences and FPS drawn over "
         "the video; optional annotated recording and JSON lines. Keys in the window: q or ESC quits, "
         "space pauses, s saves a snapshot PNG.",
-        epilog="Environment: DIGITS_WEIGHTS names the default checkpoint; DIGITS_NO_JIT=1 runs the "
-        "pipeline without its numba-compiled loops (same results, slower; the first run with them compiles "
-        "them once, ~15 s).",
+        epilog="Environment: DIGITS_WEIGHTS, DIGITS_PAIR_WEIGHTS and DIGITS_SEQ_WEIGHTS name the default "
+        "checkpoints.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--source", default=d.source,
@@ -94,8 +95,20 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
     p.add_argument("--no-track", action="store_true",
                    help="no tracking or smoothing: every frame is read on its own")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE", dest="settings",
+                   help="change one recognizer setting, e.g. --set segment.line_frac=0.3 or --set split.seq_weight=0 "
+                        "(repeatable; the fields are those of realtime.recognizer.RecognizerConfig)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a JSON or TOML file of recognizer settings by stage, e.g. {\"segment\": {\"line_frac\": 0.3}} "
+                        "(--set is applied after it)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the pipeline does")
     a = p.parse_args(argv)
+    from realtime.recognizer import configure
+
+    try:
+        configure(settings=a.settings, file=a.config)
+    except ValueError as err:
+        p.error(str(err))
     if a.max_frames is not None and a.max_frames < 1:
         p.error("--max-frames must be >= 1")
     if not 0.0 <= a.min_confidence <= 1.0:
@@ -108,6 +121,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
         threads=a.threads, backend=a.backend, record=a.record, json=a.json, no_display=a.no_display,
         snapshot_dir=a.snapshot_dir, width=a.width, height=a.height, image_fps=a.image_fps,
         smooth=max(1, a.smooth), no_track=a.no_track, progress=not a.no_progress, verbose=a.verbose,
+        settings=tuple(a.settings), config_file=a.config,
     )
 
 
@@ -138,13 +152,14 @@ def run(settings: LiveSettings) -> int:
 
     from realtime.numbers import group_numbers
     from realtime.overlay import draw_detections, draw_numbers, draw_status
-    from realtime.recognizer import DEFAULT_MIN_CONFIDENCE, Recognizer
+    from realtime.recognizer import DEFAULT_MIN_CONFIDENCE, Recognizer, configure
     from realtime.sinks import JsonlWriter, VideoRecorder
     from realtime.sources import ImageSource, open_source
     from realtime.tracker import Tracker, detect_tracked
 
     rec = Recognizer.load(settings.weights, backend=settings.backend, threads=settings.threads,
                           pair_weights=settings.pair_weights, seq_weights=settings.seq_weights,
+                          config=configure(settings=settings.settings, file=settings.config_file),
                           min_confidence=DEFAULT_MIN_CONFIDENCE if settings.min_confidence is None
                           else settings.min_confidence)
     log.info("model %s on %s, %d thread(s); pair reader: %s; number reader: %s", rec.weights_path,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from realtime.segment import reading_rows
+from realtime.geometry import reading_rows
 
 # A handwritten digit is roughly 0.6-0.7 times as wide as it is tall; its nominal width
 # is what "a gap larger than a digit" is measured against (a "1" is far narrower).

@@ -12,36 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.metrics import Counts, score_frame
 from benchmarks.scenes import SceneConfig, render_scene
-from realtime.pairs import MAX_W, WIDTH, decode, pair_field
-from realtime.recognizer import DEFAULT_PAIR_WEIGHTS, Recognizer
+from realtime.recognizer import Recognizer
 from training.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from training.pairs import _next_to, make_sample
-from tests.live_fixtures import *  # noqa: F403 - pytest fixtures
-
-
-def _ink_extent(field: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(field > 0.1)
-    return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-
-
-def test_pair_field_scales_by_height_and_centres():
-    ink = np.zeros((60, 100), np.uint8)
-    cv2.circle(ink, (30, 30), 25, 255, 5)
-    cv2.circle(ink, (72, 30), 25, 255, 5)
-    field = pair_field(ink)
-    assert field.shape == (28, WIDTH) and field.dtype == np.float32
-    assert field.max() == pytest.approx(1.0)
-    y0, y1, x0, x1 = _ink_extent(field)
-    assert 19 <= y1 - y0 <= 22  # the pair's height goes to MNIST's 20 px
-    assert abs((x0 + x1) / 2 - WIDTH / 2) <= 1.5  # centred
-    # a very wide blob is scaled to fit instead of being cut off
-    wide = np.zeros((20, 200), np.uint8)
-    wide[2:18, 2:198] = 255
-    y0, y1, x0, x1 = _ink_extent(pair_field(wide))
-    assert x1 - x0 <= MAX_W + 1 and x0 >= 1 and y1 - y0 < 10
-    assert not pair_field(np.zeros((5, 5), np.uint8)).any()
+from training.fields import PAIR_WIDTH as WIDTH
 
 
 def test_touching_offset_overlaps_strong_ink_by_the_asked_pixels():
@@ -78,42 +53,6 @@ def test_composed_samples_are_consistent():
     assert 30 <= pairs <= 65 and 10 <= marks <= 35, (pairs, marks)
 
 
-def test_decode_splits_the_outputs():
-    logits = np.zeros((1, 24))
-    logits[0, 3], logits[0, 17], logits[0, 20], logits[0, 21], logits[0, 22], logits[0, 23] = 9, 9, 5, 0, -5, -5
-    left, right, is_pair, ends, digits = decode(logits)
-    assert left[0].argmax() == 3 and right[0].argmax() == 7
-    assert left[0].sum() == pytest.approx(1.0) and is_pair[0] > 0.99
-    assert ends[0, 0] == pytest.approx(0.5) and ends[0, 1] < 0.01
-    assert digits[0] < 0.01
-    # a reader trained before the "digits" output takes every crop for digits
-    assert decode(logits[:, :23])[4][0] == 1.0
-
-
-def test_a_digit_checkpoint_is_not_taken_for_a_pair_reader(recognizer):
-    with pytest.raises(CheckpointError, match="not a pair reader"):
-        Recognizer.load(recognizer.weights_path, pair_weights=recognizer.weights_path)
-    with pytest.raises(CheckpointError, match="not found"):
-        Recognizer.load(recognizer.weights_path, pair_weights="nonexistent.pt")
-    assert Recognizer.load(recognizer.weights_path, pair_weights="").pair_backend is None
-
-
-@pytest.mark.skipif(not DEFAULT_PAIR_WEIGHTS.is_file(), reason="no assets/pairs.pt")
-def test_pair_reader_reads_touching_digits_the_cuts_miss(recognizer, mnist_test):
-    """On numbers written with every digit touching the next, the shipped pair reader
-    reads clearly more digits than straight cuts alone, without false readings."""
-    assert recognizer.pair_backend is not None
-    plain = Recognizer.load(recognizer.weights_path, pair_weights="")
-    with_pairs, without = Counts(), Counts()
-    for seed in range(200, 206):
-        frame, truths, _ = render_scene(seed, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
-        with_pairs += score_frame(recognizer.detect(frame), truths)
-        without += score_frame(plain.detect(frame), truths)
-    assert with_pairs.read_correctly >= without.read_correctly + 0.04, (with_pairs.read_correctly,
-                                                                        without.read_correctly)
-    assert with_pairs.precision >= 0.97
-
-
 def test_pair_training_cli_writes_a_loadable_reader(mnist_dir: Path, tmp_path: Path, repo_root: Path,
                                                      recognizer, mnist_test) -> None:
     out = tmp_path / "pairs"
@@ -135,45 +74,6 @@ def test_pair_training_cli_writes_a_loadable_reader(mnist_dir: Path, tmp_path: P
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
 
 
-def _pair_crops(rec: Recognizer, mnist_test, seeds: range) -> list[np.ndarray]:
-    """The pair reader's inputs on rendered touching numbers, one array per frame."""
-    out = []
-    for seed in seeds:
-        frame, _, _ = render_scene(seed, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
-        ink, cands = rec.candidates(frame)
-        parts = [p for _, _, _, p in rec.pair_hypotheses(cands)]
-        out.append((ink, parts))
-    return out
-
-
-@pytest.mark.skipif(not DEFAULT_PAIR_WEIGHTS.is_file(), reason="no assets/pairs.pt")
-def test_calibrating_a_pair_checkpoint_makes_an_int8_reader_that_reads_like_float(
-        recognizer, mnist_dir: Path, repo_root: Path, tmp_path: Path, mnist_test) -> None:
-    """``training.calibrate`` on a pair reader stores composed pair fields; the int8
-    reader built from them answers what the float reader does on real pair crops."""
-    ckpt = read_checkpoint(DEFAULT_PAIR_WEIGHTS)
-    ckpt.pop("calibration", None)
-    path = save_checkpoint(ckpt, tmp_path / "pairs.pt")
-    float_rec = Recognizer.load(recognizer.weights_path, pair_weights=path)
-    assert float_rec.pair_backend.name == "onnxruntime"  # nothing to quantize from
-    res = subprocess.run([sys.executable, "-m", "training.calibrate", str(path), "--data-dir", str(mnist_dir),
-                          "--images", "128"], cwd=repo_root, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    calib = read_checkpoint(path)["calibration"]
-    assert tuple(calib.shape) == (128, 28, 56) and calib.dtype == torch.uint8
-    int8_rec = Recognizer.load(recognizer.weights_path, pair_weights=path)
-    assert int8_rec.pair_backend.name == "onnxruntime int8"
-    same = gate_same = total = 0
-    for ink, parts in _pair_crops(float_rec, mnist_test, range(200, 204)):
-        lf, rf, pf, _, df = float_rec.read_pairs(ink, parts)
-        l8, r8, p8, _, d8 = int8_rec.read_pairs(ink, parts)
-        same += int(((lf.argmax(1) == l8.argmax(1)) & (rf.argmax(1) == r8.argmax(1))).sum())
-        total += len(parts)
-        assert np.abs(pf - p8).max() < 0.3
-        gate_same += int(((df < 0.5) == (d8 < 0.5)).sum())
-    assert total >= 20 and same >= 0.9 * total and gate_same >= 0.95 * total, (same, gate_same, total)
-
-
 def test_pair_calibration_must_be_pair_fields(tmp_path: Path) -> None:
     """A pair reader's calibration images are two fields wide; single-digit ones are
     refused at load with a one-line error (they would quantize a graph of another shape)."""
@@ -189,33 +89,6 @@ def test_pair_calibration_must_be_pair_fields(tmp_path: Path) -> None:
         load_checkpoint(path)
     ckpt["calibration"] = torch.zeros(4, 28, 56, dtype=torch.uint8)
     load_checkpoint(save_checkpoint(ckpt, tmp_path / "good.pt"))
-
-
-def test_blobs_read_whole_with_confidence_get_no_lattice(recognizer, mnist_test, monkeypatch) -> None:
-    """Lattices and pair crops go only to the blobs the digit network is unsure of: on
-    touching and separate digits that sends far fewer crops through the networks, and
-    reads the same digits as offering every wide blob's lattice."""
-    import realtime.recognizer as recognizer_module
-
-    sizes: list[int] = []
-    predict = recognizer.predict
-
-    def counting(crops):
-        sizes.append(len(crops))
-        return predict(crops)
-
-    monkeypatch.setattr(recognizer, "predict", counting)
-    frames = [render_scene(seed, SceneConfig.clean(touching_prob=0.2, group_prob=0.8), mnist_test)[0]
-              for seed in range(300, 306)]
-    gated = [recognizer.detect(f) for f in frames]
-    n_gated, sizes[:] = sum(sizes), []
-    monkeypatch.setattr(recognizer_module, "SURE_WHOLE", 1.01)  # nothing is sure
-    every = [recognizer.detect(f) for f in frames]
-    n_every = sum(sizes)
-    a = [(d.box, d.digit) for ds in gated for d in ds]
-    b = [(d.box, d.digit) for ds in every for d in ds]
-    assert n_gated < 0.8 * n_every, (n_gated, n_every)
-    assert len(set(a) & set(b)) >= 0.97 * max(len(a), len(b)), (len(a), len(b), len(set(a) & set(b)))
 
 
 def test_marks_are_as_soft_as_the_digits_they_are_told_from(mnist_test) -> None:
@@ -252,45 +125,6 @@ def test_printed_letters_render_in_every_bundled_font() -> None:
     # heavy and light: the stroke weight varies
     ink = sorted(float((m > 0.5).sum() / max(1, (m > 0.05).any(axis=1).sum()) ** 2) for m in marks)
     assert ink[-1] > 2 * ink[0]
-
-
-def test_letters_the_pair_reader_calls_no_digits_are_not_split(recognizer, mnist_test, monkeypatch) -> None:
-    """Words and wide letters (script n, u, H, M, w) that the cut lattice would read as
-    chains of 1s, and the pair reader as two 1s, are not split when the pair reader says
-    they are no digits; the digits among them are still read."""
-    import realtime.recognizer as recognizer_module
-    from benchmarks.scenes import render_sheet_with_distractors
-
-    frames = [render_sheet_with_distractors(seed, kinds=("letters",), config=SceneConfig.clean(), digits=mnist_test)
-              for seed in range(300, 304)]
-    gated, open_ = Counts(), Counts()
-    for frame, truths, _ in frames:
-        gated += score_frame(recognizer.detect(frame), truths)
-    monkeypatch.setattr(recognizer_module, "DIGITS_GATE", 0.0)
-    monkeypatch.setattr(recognizer_module, "DIGITS_DROP", 0.0)
-    for frame, truths, _ in frames:
-        open_ += score_frame(recognizer.detect(frame), truths)
-    false_gated, false_open = gated.detections - gated.matched, open_.detections - open_.matched
-    assert false_open >= 20, "the sheets should hold letters the lattice misreads"
-    assert false_gated <= 0.75 * false_open, (false_gated, false_open)
-    assert gated.read_correctly >= open_.read_correctly - 0.01, (gated.read_correctly, open_.read_correctly)
-
-
-def test_a_reader_without_the_digits_output_still_loads(recognizer, tmp_path: Path, mnist_test) -> None:
-    """Pair readers trained before the "these are digits" output (23 outputs) load and
-    read pairs; to them every blob is digits."""
-    ckpt = read_checkpoint(DEFAULT_PAIR_WEIGHTS)
-    ckpt["model_config"] = {**ckpt["model_config"], "num_classes": 23}
-    ckpt["class_names"] = ckpt["class_names"][:23]
-    ckpt["state_dict"] = {k: (v[:23] if k.startswith("head.2.") else v) for k, v in ckpt["state_dict"].items()}
-    path = tmp_path / "old_pairs.pt"
-    save_checkpoint(ckpt, path)
-    old = Recognizer.load(recognizer.weights_path, pair_weights=path)
-    frame, truths, _ = render_scene(301, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_test)
-    ink, cands = old.candidates(frame)
-    parts = [p for _, _, _, p in old.pair_hypotheses(cands)]
-    assert len(parts) >= 5 and (old.read_pairs(ink, parts)[4] == 1.0).all()
-    assert score_frame(old.detect(frame), truths).read_correctly >= 0.7
 
 
 def test_pair_training_device_option(capsys) -> None:

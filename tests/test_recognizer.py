@@ -17,9 +17,8 @@ import pytest
 
 from benchmarks.metrics import Counts, match, score_frame
 from benchmarks.scenes import SceneConfig, render_scene, render_sheet_with_distractors
-from realtime.recognizer import Recognizer, _quantize_int8, _stem_nodes, onnx_graph
+from realtime.recognizer import Recognizer
 from training.checkpoint import CheckpointError
-from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: mnist_test, photos_dir, recognizer)
 
 
 @pytest.fixture(scope="module")
@@ -76,85 +75,6 @@ def test_plain_resize_baseline_is_worse_on_photos(recognizer, single_photos):
 
 
 # --------------------------------------------------------------------------- the network
-
-
-@pytest.fixture(scope="module")
-def frame_crops(recognizer, mnist_test):
-    frame, truths, _ = render_scene(0, SceneConfig.clean(), mnist_test)
-    ink, cands = recognizer.candidates(frame)
-    crops = recognizer.crops(ink, cands)
-    assert len(crops) >= 10
-    return crops
-
-
-def test_predict_batch_equals_single_calls(recognizer, frame_crops):
-    batch = recognizer.predict(frame_crops)
-    classes = len(recognizer.class_names)  # 10 digits, and "not a digit" when trained with it
-    assert classes in (10, 11)
-    assert batch.shape == (len(frame_crops), classes)
-    np.testing.assert_allclose(batch.sum(axis=1), 1.0, atol=1e-5)
-    single = np.concatenate([recognizer.predict(frame_crops[i:i + 1]) for i in range(len(frame_crops))])
-    np.testing.assert_allclose(batch, single, atol=1e-5)
-    assert recognizer.predict(frame_crops[:0]).shape == (0, classes)
-
-
-def test_torch_and_onnx_backends_agree(recognizer, frame_crops):
-    torch_rec = Recognizer.load(recognizer.weights_path, backend="torch")
-    onnx_rec = Recognizer.load(recognizer.weights_path, backend="onnx")
-    assert torch_rec.backend.name == "torch" and onnx_rec.backend.name == "onnxruntime"
-    rng = np.random.default_rng(0)
-    x = np.concatenate([frame_crops, rng.random((8, 28, 28), dtype=np.float32)])
-    np.testing.assert_allclose(torch_rec.predict(x), onnx_rec.predict(x), atol=1e-4)
-
-
-def test_int8_backend_reads_like_float(recognizer, frame_crops, mnist_test):
-    """The default backend quantizes to int8 from the checkpoint's calibration images; it
-    must read what the float model reads: real frame crops and 2,000 MNIST test digits."""
-    assert recognizer.backend.name == "onnxruntime int8"
-    float_rec = Recognizer.load(recognizer.weights_path, backend="onnx")
-    p8, pf = recognizer.predict(frame_crops), float_rec.predict(frame_crops)
-    assert (p8.argmax(1) == pf.argmax(1)).all()
-    assert np.abs(p8 - pf).max() < 0.15  # quantization noise, not a different model
-    images, labels = mnist_test
-    x = images[:2000].astype(np.float32) / 255
-    acc8 = (recognizer.predict(x).argmax(1) == labels[:2000]).mean()
-    accf = (float_rec.predict(x).argmax(1) == labels[:2000]).mean()
-    assert acc8 >= accf - 0.002, (acc8, accf)
-
-
-def test_int8_graph_keeps_the_stem_in_float(recognizer):
-    """The one-input-channel stem runs in float32 (int8 kernels handle that shape badly,
-    see ``_stem_nodes``); every later convolution is quantized."""
-    import onnx
-
-    graph = onnx_graph(recognizer.model)
-    stem = _stem_nodes(graph)
-    ops = [n.op_type for n in onnx.load_from_string(graph).graph.node]
-    assert ops[: len(stem)] == ["Conv", "Relu", "MaxPool"]
-    calib = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
-    q = onnx.load_from_string(_quantize_int8(graph, calib))
-    convs = [n for n in q.graph.node if n.op_type == "Conv"]
-    # the first Conv reads the float weight directly; the others read dequantized int8
-    weight_inputs = [n.input[1] for n in convs]
-    first, rest = weight_inputs[0], weight_inputs[1:]
-    producers = {o: n.op_type for n in q.graph.node for o in n.output}
-    assert producers.get(first) != "DequantizeLinear"
-    assert rest and all(producers.get(w) == "DequantizeLinear" for w in rest)
-
-
-def test_int8_needs_calibration_images(recognizer, tmp_path):
-    from training.checkpoint import read_checkpoint, save_checkpoint
-
-    ckpt = read_checkpoint(recognizer.weights_path)
-    del ckpt["calibration"]
-    path = save_checkpoint(ckpt, tmp_path / "old.pt")
-    assert Recognizer.load(path).backend.name == "onnxruntime"  # auto falls back to float
-    with pytest.raises(CheckpointError, match="calibration"):
-        Recognizer.load(path, backend="int8")
-    ckpt["calibration"] = ckpt["state_dict"]["head.weight"]  # wrong dtype and shape
-    save_checkpoint(ckpt, tmp_path / "bad.pt")
-    with pytest.raises(CheckpointError, match="calibration images must be uint8"):
-        Recognizer.load(tmp_path / "bad.pt")
 
 
 # --------------------------------------------------------------------------- rendered scenes
@@ -267,3 +187,121 @@ def test_missing_or_broken_checkpoint_raises(tmp_path):
     junk.write_bytes(b"this is not a checkpoint")
     with pytest.raises(CheckpointError):
         Recognizer.load(junk)
+
+
+# --------------------------------------------------------------------------- synthetic glyphs (no dataset)
+
+
+@pytest.mark.parametrize("font", ["simplex", "duplex", "script"])
+def test_rows_of_written_digits_are_read_in_reading_order(recognizer, font):
+    from tests.glyphs import sheet_of_rows
+
+    rows = ["4071", "385 962", "11 7"]
+    frame, glyphs = sheet_of_rows(rows, font=font)
+    dets = recognizer.detect(frame)
+    assert "".join(str(d.digit) for d in dets) == "".join(rows).replace(" ", "")
+    res = match(dets, [{"box": g.box, "label": g.label} for g in glyphs])
+    assert len(res.pairs) == len(glyphs)
+
+
+def test_a_sheet_on_a_desk_is_read_and_the_desk_is_not(recognizer):
+    from tests.glyphs import on_desk, sheet_of_rows
+
+    sheet, glyphs = sheet_of_rows(["2580", "7 13"], digit_px=56, thickness=4)
+    frame, scale, (ox, oy) = on_desk(sheet, 0.7)
+    dets = recognizer.detect(frame)
+    assert "".join(str(d.digit) for d in dets) == "2580713"
+    w, h = int(sheet.shape[1] * 0.7), int(sheet.shape[0] * 0.7)
+    assert all(ox <= d.box[0] and d.box[0] + d.box[2] <= ox + w and oy <= d.box[1] <= oy + h for d in dets)
+
+
+def test_classify_reads_written_digits(recognizer):
+    from tests.glyphs import paper, write
+
+    crops = []
+    for d in range(10):
+        img = paper(100, 120, seed=d)
+        write(img, str(d), 22, 95, height=70, thickness=4)
+        crops.append(img)
+    assert [d for d, _ in recognizer.classify(crops)] == list(range(10))
+
+
+def test_settings_reach_their_stage(recognizer):
+    """A stage's knob set through ``configure`` changes what that stage does, in a
+    recognizer of its own: the shipped one is untouched."""
+    from realtime.recognizer import configure
+    from tests.glyphs import sheet_of_rows
+
+    frame, _ = sheet_of_rows(["123"])
+    tall_only = recognizer.with_config(configure(settings=["segment.min_height_px=100"]))
+    assert tall_only.detect(frame) == []
+    assert len(recognizer.detect(frame)) == 3
+    assert tall_only.config.segment.min_height_px == 100 and recognizer.config.segment.min_height_px == 12
+    with pytest.raises(ValueError, match="unknown setting"):
+        configure(settings=["segment.nope=1"])
+    with pytest.raises(ValueError, match="wants a float"):
+        configure(settings=["split.seq_weight=high"])
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        configure(settings=["split.seq_weight"])
+
+
+def test_settings_from_a_file(tmp_path):
+    from realtime.recognizer import configure
+
+    (tmp_path / "c.json").write_text('{"split": {"seq_weight": 0.5}, "min_confidence": 0.6}')
+    (tmp_path / "c.toml").write_text('[segment]\nline_frac = 0.3\n[sheet]\nenabled = false\n')
+    assert configure(file=tmp_path / "c.json").split.seq_weight == 0.5
+    c = configure(file=tmp_path / "c.toml", settings=["segment.line_frac=0.25"])
+    assert c.segment.line_frac == 0.25 and c.sheet.enabled is False
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read config file"):
+        configure(file=tmp_path / "bad.json")
+
+
+# --------------------------------------------------------------------------- bad input to the API
+
+
+@pytest.mark.parametrize("image, error", [
+    (None, TypeError), ("frame.png", TypeError), (3.0, TypeError),
+    (np.zeros((0, 10, 3), np.uint8), ValueError), (np.zeros((4, 5, 6, 3), np.uint8), ValueError),
+    (np.zeros((20, 20, 5), np.uint8), ValueError), (np.zeros((20, 20, 2), np.uint8), ValueError),
+    (np.zeros((20, 20), np.int64), ValueError), (np.full((20, 20), np.nan, np.float32), ValueError),
+])
+def test_detect_refuses_what_is_no_image(recognizer, image, error):
+    with pytest.raises(error):
+        recognizer.detect(image)
+
+
+def test_detect_accepts_every_documented_image_type(recognizer):
+    from tests.glyphs import sheet_of_rows
+
+    frame, _ = sheet_of_rows(["305"])
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    want = [d.digit for d in recognizer.detect(frame)]
+    assert want == [3, 0, 5]
+    for image in (gray, gray[..., None], gray.astype(np.uint16) * 257, gray.astype(np.float32) / 255,
+                  cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)):
+        assert [d.digit for d in recognizer.detect(image)] == want, image.dtype
+    assert recognizer.detect(gray > 128) is not None  # a bool image is black and white
+
+
+def test_classify_validates_its_crops(recognizer):
+    from tests.glyphs import paper, write
+
+    img = paper(100, 120)
+    write(img, "6", 22, 95, height=70, thickness=4)
+    with pytest.raises(TypeError, match="list of crops"):
+        recognizer.classify(img)
+    assert recognizer.classify([np.zeros((0, 0, 3), np.uint8), img])[0] == (-1, 0.0)
+    assert recognizer.classify([img])[0][0] == 6
+    with pytest.raises(TypeError):
+        recognizer.classify([None])
+
+
+def test_load_refuses_bad_options():
+    with pytest.raises(ValueError, match="min_confidence"):
+        Recognizer.load(min_confidence=5)
+    with pytest.raises(ValueError, match="backend"):
+        Recognizer.load(backend="cuda")
+    with pytest.raises(ValueError, match="threads"):
+        Recognizer.load(threads=0)

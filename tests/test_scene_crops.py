@@ -26,9 +26,8 @@ from benchmarks.metrics import iou
 from benchmarks.scene_crops import mine_frame, mine_pairs, pair_label
 from benchmarks.scenes import SceneConfig, Truth, render_scene
 from training.data import DataError, load_mnist, load_scene_crops
-from realtime.pairs import decode as pairs_decode
+from realtime.readers import PairReadings
 from training.pairs import load_scene_pairs
-from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: recognizer)
 
 
 def _cli(repo_root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -63,11 +62,12 @@ def test_a_merged_pair_is_not_labelled_as_one_digit(recognizer, mnist_train) -> 
     """A blob holding two touching digits overlaps each of them by IoU < 0.75: it must
     not come back as a labelled crop (it would teach the net to read pairs as digits)."""
     frame, truths, _ = render_scene(5, SceneConfig.clean(touching_prob=1.0, group_prob=1.0), mnist_train)
-    ink, cands = recognizer.candidates(frame)
+    page = recognizer.page(frame)
+    ink, cands = page.ink, page.blobs
     pairs = [c for c in cands if sum(iou(c.box, t.box) > 0.2 for t in truths) >= 2]
     assert pairs, "the scene should hold touching pairs"
     im, _, neg = mine_frame(recognizer, frame, truths)
-    whole = {tuple(np.clip(recognizer.crops(ink, [c])[0] * 255 + 0.5, 0, 255).astype(np.uint8).ravel())
+    whole = {tuple(np.clip(recognizer.digit_reader.fields(ink, [c])[0] * 255 + 0.5, 0, 255).astype(np.uint8).ravel())
              for c in pairs}
     assert not any(tuple(x.ravel()) in whole for x in im)
     # a blob holding most of two digits is kept as a "not a digit" example instead
@@ -195,9 +195,9 @@ def test_mined_pair_fields_are_what_the_shipped_reader_reads(recognizer, mnist_t
     assert np.mean(e[pos, 0] > e[pos, 1]) >= 0.8 and 0.3 < float(np.median(e[pos, 0])) < 0.8
     if recognizer.pair_backend is None:
         pytest.skip("no assets/pairs.pt")
-    x = recognizer._net_input(f.astype(np.float32) / 255)
-    l_probs, r_probs, pair_p, _, _ = pairs_decode(recognizer.pair_backend(x))
-    said = pair_p > 0.5
+    reader = recognizer.pair_reader
+    read = PairReadings.from_logits(reader.backend(reader.net.inputs(f.astype(np.float32) / 255)))
+    l_probs, r_probs, said = read.left, read.right, read.pair > 0.5
     assert np.mean(said == pos) >= 0.75, np.mean(said == pos)
     both = (l_probs[pos].argmax(1) == lft[pos]) & (r_probs[pos].argmax(1) == rgt[pos])
     assert both.mean() >= 0.7, both.mean()

@@ -47,10 +47,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime.pairs import pair_field
 from training.checkpoint import (CALIBRATION_IMAGES, MNIST_NORMALIZATION, CheckpointError, make_checkpoint,
                                  model_from_checkpoint, read_checkpoint, save_checkpoint)
 from training.data import DataError, load_mnist, read_npz
+from training.fields import PAIR_WIDTH, wide_field
 from training.model import ModelConfig, build_model, count_parameters
 from training.negatives import _letters, _printed, _scribble
 
@@ -214,7 +214,7 @@ def _field(ink: np.ndarray, rng: np.random.Generator, height: float) -> np.ndarr
     and marks alike, so blur tells the reader nothing)."""
     if rng.random() < 0.3:
         ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
-    return (pair_field(ink) * 255 + 0.5).astype(np.uint8)
+    return (wide_field(ink, None, PAIR_WIDTH) * 255 + 0.5).astype(np.uint8)
 
 
 def make_sample(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime.sequences import BLANK, sequence_field
 from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION
 from training.data import load_mnist
+from training.fields import NUMBER_BLANK as BLANK
+from training.fields import NUMBER_WIDTH, wide_field
 from training.model import ModelConfig, SeqNet, build_model, count_parameters
 from training.pairs import (HELD_OUT, ReaderSettings, _compose, _glyph, compose_chunks, reader_arguments,
                             reader_settings, run_reader_cli, write_reader)
@@ -71,7 +72,7 @@ def make_number(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     ink, _ = _compose(glyphs, rng)
     if rng.random() < 0.3:
         ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
-    return (sequence_field(ink) * 255 + 0.5).astype(np.uint8), [int(labels[i]) for i in idx]
+    return (wide_field(ink, None, NUMBER_WIDTH) * 255 + 0.5).astype(np.uint8), [int(labels[i]) for i in idx]
 
 
 def _make_chunk(args: tuple[np.ndarray, np.ndarray, int, int]) -> tuple[np.ndarray, np.ndarray]:

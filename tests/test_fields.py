@@ -1,6 +1,6 @@
-"""MNIST-style normalization (``realtime.normalize``): size, centring, aspect, stroke
-width, masking, and that a rendered-then-segmented MNIST digit comes back close to the
-original MNIST image."""
+"""The networks' input recipes (``training.fields``): size, centring, aspect, stroke
+width, masking, the wide fields, and that a rendered-then-segmented MNIST digit comes
+back close to the original MNIST image."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import pytest
 
 from benchmarks.metrics import match
 from benchmarks.scenes import SceneConfig, render_scene
-from realtime import native
-from realtime.normalize import BOX, SIZE, TARGET_STROKE, plain_resize, stroke_width, to_mnist, to_mnist_batch
 from realtime.segment import segment
-from tests.live_fixtures import *  # noqa: F401,F403  (fixtures: mnist_test)
+from training.fields import (BOX, PAIR_WIDTH, SIZE, TARGET_STROKE, WIDE_MARGIN, plain_resize, stroke_width,
+                             to_mnist, to_mnist_batch, wide_field, wide_fields)
 
 H = 150  # drawn digit height in pixels: a large digit close to the camera
 
@@ -148,7 +147,8 @@ def test_rendered_digit_normalizes_back_to_its_mnist_image(mnist_test):
     ours, plain = [], []
     for seed in range(4):
         frame, truths, _ = render_scene(seed, SceneConfig.clean(digit_px=(40, 90)), mnist_test)
-        ink, cands = segment(frame)
+        page = segment(frame)
+        ink, cands = page.ink, page.blobs
         res = match([{"box": c.box} for c in cands], truths)
         for i, j in res.pairs:
             c = cands[i]
@@ -174,7 +174,8 @@ def test_batch_normalization_matches_one_crop_at_a_time(mnist_test):
     mixed pens. Centre-of-mass ties may round to the other pixel, nothing more."""
     for seed, pen in ((0, -1), (1, 0), (2, 2)):
         frame, _, _ = render_scene(seed, SceneConfig.clean(pen_px=pen), mnist_test)
-        ink, cands = segment(frame)
+        page = segment(frame)
+        ink, cands = page.ink, page.blobs
         assert len(cands) >= 10
         batch = to_mnist_batch(ink, [c.box for c in cands], [c.mask for c in cands])
         assert batch.shape == (len(cands), SIZE, SIZE) and batch.dtype == np.float32
@@ -189,55 +190,17 @@ def test_batch_normalization_matches_one_crop_at_a_time(mnist_test):
     assert len(to_mnist_batch(np.zeros((10, 10), np.uint8), [], [])) == 0
 
 
-@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
-def test_compiled_kernels_match_the_opencv_route(mnist_test, numpy_route):
-    """The numba kernels must give exactly the fields the OpenCV calls give, on real
-    segmenter output and its touching-digit parts: thin pens (dilated), markers (eroded),
-    ruled paper, defocus blur; both corrections must actually occur."""
-    from realtime.recognizer import Recognizer
-
-    rec = Recognizer.load()
-    dilated = eroded = total = 0
-    for seed, pen in ((0, -1), (1, 0), (2, 3), (3, 5)):
-        cfg = SceneConfig.clean(pen_px=pen, touching_prob=0.5, group_prob=0.8, lines="ruled", blur="defocus")
-        frame, _, _ = render_scene(seed, cfg, mnist_test)
-        ink, cands = segment(frame)
-        crops = rec.hypotheses(cands)[0]
-        boxes, masks = [c.box for c in crops], [c.mask for c in crops]
-        fast = to_mnist_batch(ink, boxes, masks)
-        with numpy_route():
-            slow = to_mnist_batch(ink, boxes, masks)
-        assert fast.shape == slow.shape == (len(crops), SIZE, SIZE)
-        assert np.array_equal(fast, slow)
-        total += len(crops)
-        for (x, y, w, h), m in zip(boxes, masks):
-            crop = np.multiply(ink[y : y + h, x : x + w], m, dtype=np.uint8)
-            sw = stroke_width(crop > 127)
-            want = TARGET_STROKE * max(h, w) / BOX
-            dilated += 0 < sw < 0.7 * want and round(want - sw) >= 2
-            eroded += sw > 1.6 * want and round((sw - want) / 4) >= 1
-    # both corrections were exercised, not only the plain copy
-    assert total >= 60 and dilated >= 5 and eroded >= 3, (total, dilated, eroded)
-
-
-@pytest.mark.skipif(not native.warm_up(), reason="numba not installed")
-def test_compiled_area_resize_matches_opencv():
-    """The compiled INTER_AREA reduction equals cv2.resize to the last grey level on every
-    size a crop can have (longer side scaled to 20), sparse and dense ink; whole-number
-    factors, which OpenCV averages by another path, are left to OpenCV."""
-    rng = np.random.default_rng(0)
-    generic = 0
-    for h in range(21, 90):
-        for w in (1, 2, 5, 9, 14, 21, 30, 44, 61, 89, 120):
-            src = (rng.random((h, w)) * 255).astype(np.uint8)
-            src[rng.random((h, w)) < 0.5] = 0
-            scale = 20 / max(h, w)
-            nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-            if not native._area_generic(h, w, nh, nw):
-                assert (w / nw).is_integer() and (h / nh).is_integer()
-                continue
-            generic += 1
-            got = np.zeros((20, 20), np.uint8)
-            native._resize_area(src, nw, nh, got)
-            assert np.array_equal(got[:nh, :nw], cv2.resize(src, (nw, nh), interpolation=cv2.INTER_AREA)), (h, w)
-    assert generic > 600
+def test_wide_field_scales_to_mnist_height_and_keeps_its_margins():
+    """Two digits side by side come out 20 px tall, centred, inside the field's margins;
+    a very wide crop is scaled to fit its width instead."""
+    pair = np.hstack([_draw("2", 8), _draw("8", 8)])
+    out = wide_field(pair, pair > 0.5, PAIR_WIDTH)
+    assert out.shape == (SIZE, PAIR_WIDTH) and out.dtype == np.float32 and out.max() == pytest.approx(1.0)
+    x, y, w, h = _ink_box(out)
+    assert abs(h - BOX) <= 1 and abs((x + w / 2) - PAIR_WIDTH / 2) <= 1.5
+    long = np.hstack([_draw("1", 8)] * 8)
+    x, y, w, h = _ink_box(wide_field(long, long > 0.5, PAIR_WIDTH))
+    assert x >= WIDE_MARGIN and x + w <= PAIR_WIDTH - WIDE_MARGIN and h < BOX
+    both = wide_fields(np.asarray(pair * 255, np.uint8), [(0, 0, pair.shape[1], pair.shape[0])], [pair > 0.5], PAIR_WIDTH)
+    np.testing.assert_allclose(both[0], out, atol=1 / 255 + 1e-6)
+    assert not wide_field(np.zeros((30, 40), np.float32), None, PAIR_WIDTH).any()
