@@ -55,13 +55,15 @@ class SegmentConfig:
     noise_floor: float = 0.06  # neither threshold goes below this darkness (sensor noise on clean paper)
     min_height_px: int = 12  # a digit is at least this many px tall ...
     min_height_frac: float = 0.02  # ... and this share of the frame's shorter side
-    max_height_frac: float = 0.7  # a component taller than this share of the frame is the desk's ring, not a digit
+    max_enclosed: int = 2  # a component whose box holds this many marks whole is a frame or a ring, not a digit ...
+    enclosed_share: float = 0.08  # ... marks at least this share of its height (texture specks in a digit's box are none)
     min_aspect: float = 0.06  # width / height; a "1" is very narrow
     max_aspect: float = 5.0  # five slanted touching digits are up to ~4.5x as wide as tall
     min_density: float = 0.06  # ink pixels / box area
     max_density: float = 0.9  # a solid blob is no digit ...
     max_density_aspect: float = 0.5  # ... unless narrow: a marker's 1 is a solid bar
-    line_frac: float = 0.2  # a straight run longer than this share of the frame is a ruled or grid line
+    line_marks: float = 3.0  # a straight run this many mark heights long is a ruled or grid line ...
+    line_frac: float = 0.2  # ... or this share of the frame when no mark is shaped like a digit
     line_min_px: int = 40  # ... and never shorter than this
     line_max_px: int = 3  # printed rules binarize at most this thick; ink thicker across a rule is a stroke
     line_bridge_px: int = 7  # gaps a removed rule leaves in a stroke are bridged up to this long
@@ -70,6 +72,8 @@ class SegmentConfig:
     merge_gap: float = 0.35  # vertical gap at most this times the taller fragment
     merge_min_area: float = 0.05  # a fragment has at least this share of the other's ink ...
     merge_min_width: float = 0.4  # ... or this share of its width (a speck is neither)
+    max_clutter: float = 0.3  # a blob whose surroundings are more ink than this is texture (a carpet), not a mark on paper
+    clutter_margin: float = 0.5  # the surroundings: its box grown by this share of its longer side
     speck_height: float = 0.25  # components shorter than this share of the least digit height are specks
 
 
@@ -180,12 +184,13 @@ def _thin_part(lines: np.ndarray | None, mask: np.ndarray, other: np.ndarray | N
     return thin if cv2.hasNonZero(thin) else None
 
 
-def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
-    """Drop long horizontal / vertical runs (ruled and grid lines), then bridge the gaps
-    they leave in strokes that crossed them."""
+def strip_lines(mask: np.ndarray, length: tuple[int, int], cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
+    """Drop straight horizontal / vertical runs at least ``length`` (horizontal, vertical)
+    px long (ruled and grid lines), then bridge the gaps they leave in strokes that
+    crossed them."""
     h, w = mask.shape
-    horiz = _long_runs(mask, max(cfg.line_min_px, int(cfg.line_frac * w)), True)
-    vert = _long_runs(mask, max(cfg.line_min_px, int(cfg.line_frac * h)), False)
+    horiz = _long_runs(mask, length[0], True)
+    vert = _long_runs(mask, length[1], False)
     if horiz is None and vert is None:
         return mask
     # grow the line mask a pixel so anti-aliased line edges go too
@@ -206,6 +211,46 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.n
             bridged = cv2.morphologyEx(out, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, shape))
             repaired = cv2.bitwise_or(repaired, cv2.bitwise_and(bridged, lines))
     return repaired
+
+
+def _shaped_like_digits(stats: np.ndarray, shape: tuple[int, int], cfg: SegmentConfig) -> np.ndarray:
+    """Which components (stats rows) are shaped like one digit, cut by the frame's edge or
+    not: size, aspect and density (:func:`_digit_like`), holding no other mark (a grid,
+    a ring round the sheet)."""
+    x, y, w, h = (stats[:, i].astype(np.int64) for i in range(4))
+    like = _digit_like(x, y, x + w, y + h, stats[:, cv2.CC_STAT_AREA].astype(np.float64), shape, cfg, edges=True)
+    marks = h >= max(cfg.min_height_px, cfg.min_height_frac * min(shape))
+    return like & ~enclosing(stats[:, :4], marks, cfg.max_enclosed, cfg.enclosed_share)
+
+
+def mark_height(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> float | None:
+    """The height of the frame's marks: the median height of the components shaped like
+    one digit, each weighing by its ink (specks count little, a close-up digit much), or
+    ``None`` when no component is: the scale lengths in the frame are judged by."""
+    _, stats, _, _ = _components(mask)
+    if len(stats) == 0:
+        return None
+    like = _shaped_like_digits(stats, mask.shape, cfg)
+    if not like.any():
+        return None
+    h, a = stats[like, cv2.CC_STAT_HEIGHT], stats[like, cv2.CC_STAT_AREA].astype(np.float64)
+    order = np.argsort(h, kind="stable")
+    c = np.cumsum(a[order])
+    return float(h[order][np.searchsorted(c, 0.5 * c[-1])])
+
+
+def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
+    """Drop ruled and grid lines: straight runs at least ``line_marks`` times as long as
+    the frame's marks are tall (:func:`mark_height`), or ``line_frac`` of the frame when
+    no mark is shaped like a digit. No stroke of a digit is that long, however close the
+    camera: the scale is the marks', not the frame's."""
+    H, W = mask.shape
+    height = mark_height(mask, cfg)
+    if height is None:
+        length = (max(cfg.line_min_px, int(cfg.line_frac * W)), max(cfg.line_min_px, int(cfg.line_frac * H)))
+    else:
+        length = (max(cfg.line_min_px, int(cfg.line_marks * height)),) * 2
+    return strip_lines(mask, length, cfg)
 
 
 def _hist_median(hist: np.ndarray) -> float:
@@ -326,6 +371,26 @@ def merge_fragments(boxes: np.ndarray, cfg: SegmentConfig = SegmentConfig(), are
     return np.array([find(i) for i in range(n)])
 
 
+def enclosing(boxes: np.ndarray, counted: np.ndarray, at_least: int, min_share: float) -> np.ndarray:
+    """Which ``boxes`` (x, y, w, h) hold at least ``at_least`` of the ``counted`` boxes
+    wholly inside them, each at least ``min_share`` of the holder's height (specks of
+    paper texture inside a big digit's box do not count)."""
+    out = np.zeros(len(boxes), bool)
+    x, y, w, h = (boxes[:, i].astype(np.int64) for i in range(4))
+    inner = np.flatnonzero(counted)
+    if len(inner) < at_least:
+        return out
+    # only a box at least twice as tall as the smallest counted one can hold it
+    outer = np.flatnonzero(h >= 2 * int(h[inner].min()))
+    if len(outer) == 0:
+        return out
+    ox0, oy0, ox1, oy1 = x[outer, None], y[outer, None], (x + w)[outer, None], (y + h)[outer, None]
+    inside = (x[inner] >= ox0) & (y[inner] >= oy0) & ((x + w)[inner] <= ox1) & ((y + h)[inner] <= oy1)
+    inside &= (outer[:, None] != inner[None]) & (h[inner][None] >= min_share * h[outer][:, None])
+    out[outer] = inside.sum(axis=1) >= at_least
+    return out
+
+
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Connected components of the part of ``mask`` that holds ink: ``(labels, stats in
     frame coordinates (background row dropped), labels' x and y offset)``."""
@@ -360,18 +425,36 @@ def _group_boxes(boxes: np.ndarray, inv: np.ndarray, k: int, W: int, H: int) -> 
 
 
 def _digit_like(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, area: np.ndarray,
-                shape: tuple[int, int], cfg: SegmentConfig) -> np.ndarray:
-    """Which groups are shaped like a digit: size, aspect, density, and not cut by the frame's edge."""
+                shape: tuple[int, int], cfg: SegmentConfig, edges: bool = False) -> np.ndarray:
+    """Which groups are shaped like a digit: size, aspect, density, and (unless ``edges``)
+    not cut by the frame's edge."""
     H, W = shape
     w, h = x1 - x0, y1 - y0
     aspect = w / h
     density = area / (w * h)
-    keep = (h >= max(cfg.min_height_px, cfg.min_height_frac * min(H, W))) & (h <= cfg.max_height_frac * H)
+    keep = h >= max(cfg.min_height_px, cfg.min_height_frac * min(H, W))
     keep &= (aspect >= cfg.min_aspect) & (aspect <= cfg.max_aspect)
     keep &= (density >= cfg.min_density) & ~((aspect > cfg.max_density_aspect) & (density > cfg.max_density))
-    # a digit cut by the frame edge cannot be read reliably
-    keep &= (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
+    if not edges:
+        # a digit cut by the frame edge cannot be read reliably
+        keep &= (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
     return keep
+
+
+def _uncluttered(mask: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray,
+                 area: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+    """Which groups lie on clean paper: the ink around each (its box grown by
+    ``clutter_margin`` of its longer side, its own ink left out) covers at most
+    ``max_clutter`` of that ring. Texture (a carpet, wood grain, sensor noise) binarizes
+    into marks surrounded by more of the same; a digit on paper has paper around it."""
+    H, W = mask.shape
+    integral = cv2.integral(mask, sdepth=cv2.CV_32S)
+    m = np.ceil(cfg.clutter_margin * np.maximum(x1 - x0, y1 - y0)).astype(np.int64)
+    gx0, gy0 = np.maximum(x0 - m, 0), np.maximum(y0 - m, 0)
+    gx1, gy1 = np.minimum(x1 + m, W), np.minimum(y1 + m, H)
+    ink = (integral[gy1, gx1] - integral[gy0, gx1] - integral[gy1, gx0] + integral[gy0, gx0]) / 255.0 - area
+    ring = (gx1 - gx0) * (gy1 - gy0) - (x1 - x0) * (y1 - y0)
+    return ink <= cfg.max_clutter * np.maximum(ring, 1)
 
 
 def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.ndarray | None = None,
@@ -388,9 +471,10 @@ def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
     # specks cannot become digits even when merged; drop them before pairing
     big = (stats[:, cv2.CC_STAT_AREA] >= 4) & (stats[:, cv2.CC_STAT_HEIGHT] >= 3)
     big &= stats[:, cv2.CC_STAT_HEIGHT] >= cfg.speck_height * min_h
-    # nor can a component taller than any digit: with no sheet found, the desk around the
-    # paper binarizes into one ring whose box holds the whole sheet
-    big &= stats[:, cv2.CC_STAT_HEIGHT] <= cfg.max_height_frac * H
+    # nor can a component whose box holds others: with no sheet found, the desk around
+    # the paper binarizes into one ring whose box holds the whole sheet
+    marks = big & (stats[:, cv2.CC_STAT_HEIGHT] >= min_h)
+    big &= ~enclosing(stats[:, :4], marks, cfg.max_enclosed, cfg.enclosed_share)
     stats, ids = stats[big], ids[big]
     if len(ids) == 0:
         return []
@@ -406,6 +490,7 @@ def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
     # each group's member ids, from one stable sort instead of a search per group
     order = np.argsort(inv, kind="stable")
     first = np.searchsorted(inv[order], np.arange(k + 1))
+    keep &= _uncluttered(mask, x0, y0, x1, y1, area, cfg)
     out: list[Blob] = []
     for j in np.nonzero(keep)[0].tolist():
         members = ids[order[first[j] : first[j + 1]]]
