@@ -59,7 +59,8 @@ class SegmentConfig:
     enclosed_share: float = 0.08  # ... marks at least this share of its height (texture specks in a digit's box are none)
     min_aspect: float = 0.06  # width / height; a "1" is very narrow
     max_aspect: float = 5.0  # five slanted touching digits are up to ~4.5x as wide as tall
-    min_density: float = 0.06  # ink pixels / box area
+    min_density: float = 0.04  # ink pixels / box area (a digit holds ~4x its stroke-to-height ratio: a fine pen 100x thinner than its digit, 0.043)
+    edge_subject: float = 0.5  # a blob cut by the frame's edge is read only when it spans this share of the frame
     max_density: float = 0.9  # a solid blob is no digit ...
     max_density_aspect: float = 0.5  # ... unless narrow: a marker's 1 is a solid bar
     line_marks: float = 3.0  # a straight run this many mark heights long is a ruled or grid line ...
@@ -325,6 +326,10 @@ def _mergeable(boxes: np.ndarray, areas: np.ndarray | None, cfg: SegmentConfig) 
     taller = np.maximum(h[:, None], h[None])
     gap = np.maximum(y[:, None], y[None]) - np.minimum(y[:, None] + h[:, None], y[None] + h[None])
     ok = (overlap >= cfg.merge_overlap) & (merged_h <= cfg.merge_height * taller) & (gap <= cfg.merge_gap * taller)
+    # a line (a rule, the sheet's edge) is no piece of a digit
+    aspect = w / np.maximum(h, 1)
+    line = (aspect > cfg.max_aspect) | (aspect < cfg.min_aspect)
+    ok &= ~line[:, None] & ~line[None]
     if areas is not None:
         # a real piece (a 5's bar, half a broken 4) is sizeable or wide; a dot left by a
         # grid crossing or paper speck is neither
@@ -436,8 +441,10 @@ def _digit_like(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, 
     keep &= (aspect >= cfg.min_aspect) & (aspect <= cfg.max_aspect)
     keep &= (density >= cfg.min_density) & ~((aspect > cfg.max_density_aspect) & (density > cfg.max_density))
     if not edges:
-        # a digit cut by the frame edge cannot be read reliably
-        keep &= (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
+        # a digit cut by the frame edge cannot be read reliably, unless it fills the frame:
+        # a close-up is the subject of the picture, and is seldom cut
+        inside = (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
+        keep &= inside | (h >= cfg.edge_subject * H) | (w >= cfg.edge_subject * W)
     return keep
 
 
