@@ -443,8 +443,10 @@ def _digit_like(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, 
     if not edges:
         # a digit cut by the frame edge cannot be read reliably, unless it fills the frame:
         # a close-up is the subject of the picture, and is seldom cut
-        inside = (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
-        keep &= inside | (h >= cfg.edge_subject * H) | (w >= cfg.edge_subject * W)
+        cut = np.stack([x0 <= 0, y0 <= 0, x1 >= W, y1 >= H]).sum(axis=0)
+        # (a lattice that runs off all four sides is a grid, not a close-up)
+        subject = ((h >= cfg.edge_subject * H) | (w >= cfg.edge_subject * W)) & (cut <= 2)
+        keep &= (cut == 0) | subject
     return keep
 
 
