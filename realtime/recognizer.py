@@ -30,6 +30,7 @@ import numpy as np
 from realtime import split
 from realtime.readers import (BACKENDS, DigitReader, NumberReader, PairReader, PairReadings, load_network,
                               reading_scores)
+from realtime.scale import ScaleConfig, measure, to_frame
 from realtime.segment import Blob, CropConfig, Page, SegmentConfig, Timer, crop_ink, segment, untimed
 from realtime.sheet import SheetConfig
 from realtime.split import SplitConfig
@@ -52,6 +53,7 @@ DEFAULT_MIN_CONFIDENCE = 0.4
 class RecognizerConfig:
     """Every knob of the recognizer, one frozen dataclass per stage."""
 
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     sheet: SheetConfig = field(default_factory=SheetConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -308,13 +310,20 @@ class Recognizer:
         with opencv_single_thread():
             page = self.page(frame, timer)
             chosen = self.read_blobs(page.ink, page.blobs, plain, timer) if page.blobs else []
-        out = [Detection(box=c.box, digit=int(p.argmax()), confidence=float(p.max()), probs=p) for c, p in chosen]
+        out = [Detection(box=to_frame(c.box, page.scale), digit=int(p.argmax()), confidence=float(p.max()), probs=p)
+               for c, p in chosen]
         return [d for d in out if d.digit < self.digit_reader.digits and d.confidence >= threshold]
 
     def page(self, frame: np.ndarray, timer: Timer = untimed) -> Page:
-        """A frame's ink map, its sheet and the blobs on it (the stages before reading)."""
+        """A frame's ink map, its sheet and the blobs on it (the stages before reading),
+        on a copy reduced to the size its marks need (``page.scale``; boxes in its pixels)."""
+        cfg = self.config
+
+        def scale(gray: np.ndarray, paper: np.ndarray | None, reduced: np.ndarray) -> float:
+            return measure(gray, paper, cfg.scale, cfg.segment, reduced).factor
+
         with opencv_single_thread():
-            return segment(as_image(frame, "frame"), self.config.segment, self.config.sheet, timer)
+            return segment(as_image(frame, "frame"), cfg.segment, cfg.sheet, scale, timer)
 
     def read_blobs(self, ink: np.ndarray, blobs: Sequence[Blob], plain: bool = False, timer: Timer = untimed,
                    ) -> list[tuple[Blob, np.ndarray]]:

@@ -90,11 +90,13 @@ class Blob:
 @dataclass(frozen=True)
 class Page:
     """A frame as the stages after segmentation see it: the ink map, the paper (``None``:
-    the frame shows paper only) and the blobs on it."""
+    the frame shows paper only) and the blobs on it, in the pixels of a copy ``scale``
+    times the frame's size (``realtime.scale``)."""
 
     ink: np.ndarray
     paper: np.ndarray | None
     blobs: list[Blob]
+    scale: float = 1.0
 
 
 def reduce_gray(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
@@ -214,7 +216,7 @@ def strip_lines(mask: np.ndarray, length: tuple[int, int], cfg: SegmentConfig = 
     return repaired
 
 
-def _shaped_like_digits(stats: np.ndarray, shape: tuple[int, int], cfg: SegmentConfig) -> np.ndarray:
+def shaped_like_digits(stats: np.ndarray, shape: tuple[int, int], cfg: SegmentConfig) -> np.ndarray:
     """Which components (stats rows) are shaped like one digit, cut by the frame's edge or
     not: size, aspect and density (:func:`_digit_like`), holding no other mark (a grid,
     a ring round the sheet)."""
@@ -231,7 +233,7 @@ def mark_height(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> float
     _, stats, _, _ = _components(mask)
     if len(stats) == 0:
         return None
-    like = _shaped_like_digits(stats, mask.shape, cfg)
+    like = shaped_like_digits(stats, mask.shape, cfg)
     if not like.any():
         return None
     h, a = stats[like, cv2.CC_STAT_HEIGHT], stats[like, cv2.CC_STAT_AREA].astype(np.float64)
@@ -521,20 +523,35 @@ def blobs_on_paper(ink: np.ndarray, paper: np.ndarray | None, cfg: SegmentConfig
     return find_blobs(mask, cfg, ink, strong)
 
 
+Measure = Callable[[np.ndarray, np.ndarray | None, np.ndarray], float]
+
+
 def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), sheet: SheetConfig = SheetConfig(),
-            timer: Timer = untimed) -> Page:
+            measure: Measure | None = None, timer: Timer = untimed) -> Page:
     """A frame (uint8 BGR or gray) as a :class:`Page`: its ink map, the sheet (when a desk
-    shows around it) and the blobs on it. ``timer(stage)``: a context manager around each
+    shows around it) and the blobs on it. ``measure(reduced gray, paper)``: the scale to
+    read the frame at (``realtime.scale``; default 1), from its gray, the sheet found on
+    it and the gray reduced ``bg_scale`` times. ``timer(stage)``: a context manager around each
     step, for profiling."""
     with timer("ink map"):
         gray = ink_gray(frame)
         reduced = reduce_gray(gray, cfg)
-        ink = ink_map(gray, cfg, reduced)
     with timer("sheet"):
         paper = paper_mask(gray, sheet, reduced)
+    factor = 1.0
+    if measure is not None:
+        with timer("scale"):
+            factor = min(1.0, measure(gray, paper, reduced))
+            if factor < 1.0:
+                size = (max(1, round(gray.shape[1] * factor)), max(1, round(gray.shape[0] * factor)))
+                gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+                reduced = reduce_gray(gray, cfg)
+                paper = None if paper is None else cv2.resize(paper, size, interpolation=cv2.INTER_NEAREST)
+    with timer("ink map"):
+        ink = ink_map(gray, cfg, reduced)
     with timer("blobs"):
         blobs = blobs_on_paper(ink, paper, cfg)
-    return Page(ink, paper, blobs)
+    return Page(ink, paper, blobs, factor)
 
 
 @dataclass(frozen=True)
