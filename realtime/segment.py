@@ -59,7 +59,7 @@ class SegmentConfig:
     enclosed_share: float = 0.08  # ... marks at least this share of its height (texture specks in a digit's box are none)
     min_aspect: float = 0.06  # width / height; a "1" is very narrow
     max_aspect: float = 5.0  # five slanted touching digits are up to ~4.5x as wide as tall
-    min_density: float = 0.04  # ink pixels / box area (a digit holds ~4x its stroke-to-height ratio: a fine pen 100x thinner than its digit, 0.043)
+    min_density: float = 0.03  # ink pixels / box area (a digit holds ~3-4x its stroke-to-height ratio: a 4 in a pen 100x thinner than it, 0.028)
     edge_subject: float = 0.5  # a blob cut by the frame's edge is read only when it spans this share of the frame
     max_density: float = 0.9  # a solid blob is no digit ...
     max_density_aspect: float = 0.5  # ... unless narrow: a marker's 1 is a solid bar

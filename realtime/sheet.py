@@ -28,6 +28,7 @@ class SheetConfig:
     min_area: float = 0.1  # the sheet covers at least this share of the frame ...
     max_area: float = 0.96  # ... and at most this (beyond it, the frame shows paper only)
     min_solid: float = 0.8  # the bright region fills at least this share of its hull (else: no sheet)
+    max_bright_desk: float = 0.3  # at most this share of the desk is as bright as paper
     min_step_share: float = 0.6  # share of border profiles that must step down like a sheet's edge
     step_frac: float = 0.4  # a profile's step is at least this share of the paper-desk contrast
     sharp_edge: float = 0.5  # an edge whose profiles step this often is the sheet's own edge
@@ -60,6 +61,11 @@ def paper_mask(gray: np.ndarray, cfg: SheetConfig = SheetConfig(), reduced: np.n
     cv2.fillConvexPoly(filled, hull, 1)
     n_in = cv2.countNonZero(filled)
     if not cfg.min_area <= n_in / filled.size <= cfg.max_area:
+        return None
+    # the rest is a desk: dark, not more paper that big dark ink (a close-up's marker
+    # stroke) cut off from the largest bright region
+    outside = filled.size - n_in
+    if cv2.countNonZero(cv2.bitwise_and(bright, bright, mask=1 - filled)) > cfg.max_bright_desk * outside:
         return None
     # the means as exact integer sums over counts (what numpy's means give, without
     # boolean indexing)
