@@ -304,18 +304,20 @@ def ink_thresholds(ink: np.ndarray, cfg: SegmentConfig = SegmentConfig(),
     return min(weak, 0.8 * strong), strong
 
 
+def threshold(ink: np.ndarray, weak: float, region: np.ndarray | None = None) -> np.ndarray:
+    """uint8 mask: 255 where the ink is at least ``weak`` dark (inside ``region`` when given)."""
+    _, mask = cv2.threshold(ink, weak * 255, 255, cv2.THRESH_BINARY)
+    # before line removal: the sheet's edge and desk texture are not ruled lines
+    return mask if region is None else cv2.bitwise_and(mask, region)
+
+
 def binarize(ink: np.ndarray, cfg: SegmentConfig = SegmentConfig(), thresholds: tuple[float, float] | None = None,
              region: np.ndarray | None = None) -> np.ndarray:
     """uint8 mask (255 = ink at least ``weak`` dark, inside ``region`` when given), ruled
     and grid lines removed. The other half of the hysteresis (a component must reach
     ``strong`` somewhere) is applied by :func:`find_blobs`, which labels the components
     anyway: one connected-components pass per frame instead of two."""
-    weak_t = thresholds[0] if thresholds is not None else cfg.weak
-    _, weak = cv2.threshold(ink, weak_t * 255, 255, cv2.THRESH_BINARY)
-    if region is not None:
-        # before line removal: the sheet's edge and desk texture are not ruled lines
-        weak = cv2.bitwise_and(weak, region)
-    return remove_lines(weak, cfg)
+    return remove_lines(threshold(ink, thresholds[0] if thresholds is not None else cfg.weak, region), cfg)
 
 
 def _mergeable(boxes: np.ndarray, areas: np.ndarray | None, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -453,26 +455,32 @@ def _digit_like(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, 
 
 
 def _uncluttered(mask: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray,
-                 area: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
-    """Which groups lie on clean paper: the ink around each (its box grown by
-    ``clutter_margin`` of its longer side, its own ink left out) covers at most
-    ``max_clutter`` of that ring. Texture (a carpet, wood grain, sensor noise) binarizes
-    into marks surrounded by more of the same; a digit on paper has paper around it."""
+                 cfg: SegmentConfig) -> np.ndarray:
+    """Which boxes lie on clean paper: the ink of ``mask`` in the ring around each (its
+    box grown by ``clutter_margin`` of its longer side, the box itself left out) covers
+    at most ``max_clutter`` of the ring. Texture (a carpet, wood grain, sensor noise)
+    binarizes into marks surrounded by more of the same; a digit on paper has paper
+    around it."""
     H, W = mask.shape
     integral = cv2.integral(mask, sdepth=cv2.CV_32S)
+
+    def ink(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return (integral[d, c] - integral[b, c] - integral[d, a] + integral[b, a]) / 255.0
+
     m = np.ceil(cfg.clutter_margin * np.maximum(x1 - x0, y1 - y0)).astype(np.int64)
     gx0, gy0 = np.maximum(x0 - m, 0), np.maximum(y0 - m, 0)
     gx1, gy1 = np.minimum(x1 + m, W), np.minimum(y1 + m, H)
-    ink = (integral[gy1, gx1] - integral[gy0, gx1] - integral[gy1, gx0] + integral[gy0, gx0]) / 255.0 - area
+    around = ink(gx0, gy0, gx1, gy1) - ink(x0, y0, x1, y1)
     ring = (gx1 - gx0) * (gy1 - gy0) - (x1 - x0) * (y1 - y0)
-    return ink <= cfg.max_clutter * np.maximum(ring, 1)
+    return around <= cfg.max_clutter * np.maximum(ring, 1)
 
 
 def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.ndarray | None = None,
-               strong: float | None = None) -> list[Blob]:
+               strong: float | None = None, surroundings: np.ndarray | None = None) -> list[Blob]:
     """Digit-like components of a binary ink mask, fragments merged, in reading order.
     With ``ink`` given, a blob must reach ``strong`` darkness somewhere (default:
-    ``cfg.strong``): faint paper texture never becomes a digit on its own."""
+    ``cfg.strong``): faint paper texture never becomes a digit on its own. A blob must
+    lie on clean paper: little ink around it in ``surroundings`` (default: ``mask``)."""
     H, W = mask.shape
     labels, stats, ox, oy = _components(mask)
     if len(stats) == 0:
@@ -501,7 +509,7 @@ def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
     # each group's member ids, from one stable sort instead of a search per group
     order = np.argsort(inv, kind="stable")
     first = np.searchsorted(inv[order], np.arange(k + 1))
-    keep &= _uncluttered(mask, x0, y0, x1, y1, area, cfg)
+    keep &= _uncluttered(mask if surroundings is None else surroundings, x0, y0, x1, y1, cfg)
     out: list[Blob] = []
     for j in np.nonzero(keep)[0].tolist():
         members = ids[order[first[j] : first[j + 1]]]
@@ -517,10 +525,11 @@ def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
 
 def blobs_on_paper(ink: np.ndarray, paper: np.ndarray | None, cfg: SegmentConfig = SegmentConfig()) -> list[Blob]:
     """The blobs of an ink map, inside ``paper`` when given: thresholds for this frame,
-    binarization with line removal, components."""
+    binarization with line removal, components (on clean paper: the surroundings are
+    judged before line removal, which carves texture into stroke-like pieces)."""
     weak, strong = ink_thresholds(ink, cfg, paper)
-    mask = binarize(ink, cfg, (weak, strong), paper)
-    return find_blobs(mask, cfg, ink, strong)
+    mask = threshold(ink, weak, paper)
+    return find_blobs(remove_lines(mask, cfg), cfg, ink, strong, surroundings=mask)
 
 
 Measure = Callable[[np.ndarray, np.ndarray | None, np.ndarray], float]
