@@ -251,12 +251,10 @@ class DigitReader:
         (``plain``: the stretched baseline, for comparison)."""
         size = self.net.size
         if not plain:
-            return fields.to_mnist_batch(ink, [c.box for c in crops], [c.mask for c in crops], size=size,
-                                         box=self.net.box)
+            return fields.to_mnist_crops([c.ink(ink) for c in crops], size=size, box=self.net.box)
         out = np.zeros((len(crops), size, size), np.float32)
         for i, c in enumerate(crops):
-            x, y, w, h = c.box
-            out[i] = fields.plain_resize(np.where(c.mask, fields.as_float_ink(ink[y : y + h, x : x + w]), 0.0), size)
+            out[i] = fields.plain_resize(c.ink(ink), size)
         return out
 
     def read_fields(self, images: np.ndarray) -> DigitReadings:
@@ -284,7 +282,7 @@ class PairReader:
     def read(self, ink: np.ndarray, crops: Sequence[Any]) -> PairReadings:
         if not crops:
             return PairReadings.empty()
-        images = fields.wide_fields(ink, [c.box for c in crops], [c.mask for c in crops], fields.PAIR_WIDTH)
+        images = fields.wide_fields_of([c.ink(ink) for c in crops], fields.PAIR_WIDTH)
         return PairReadings.from_logits(self.backend(self.net.inputs(images)))
 
 
@@ -299,7 +297,7 @@ class NumberReader:
     def read(self, ink: np.ndarray, blobs: Sequence[Any]) -> list[np.ndarray]:
         if not blobs:
             return []
-        images = fields.wide_fields(ink, [b.box for b in blobs], [b.mask for b in blobs], fields.NUMBER_WIDTH)
+        images = fields.wide_fields_of([b.ink(ink) for b in blobs], fields.NUMBER_WIDTH)
         return list(self.backend(self.net.inputs(images)))
 
 

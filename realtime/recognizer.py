@@ -31,7 +31,7 @@ from realtime import split
 from realtime.readers import (BACKENDS, DigitReader, NumberReader, PairReader, PairReadings, load_network,
                               reading_scores)
 from realtime.scale import ScaleConfig, measure, to_frame
-from realtime.segment import Blob, CropConfig, Page, SegmentConfig, Timer, crop_ink, segment, untimed
+from realtime.segment import Blob, CropConfig, Page, SegmentConfig, Timer, crop_ink, least_height, segment, untimed
 from realtime.sheet import SheetConfig
 from realtime.split import SplitConfig
 from training import fields
@@ -309,7 +309,7 @@ class Recognizer:
         threshold = self.min_confidence if min_confidence is None else float(min_confidence)
         with opencv_single_thread():
             page = self.page(frame, timer)
-            chosen = self.read_blobs(page.ink, page.blobs, plain, timer) if page.blobs else []
+            chosen = self.read_blobs(page.ink, page.blobs, plain, timer, page.pieces) if page.blobs or page.pieces else []
         out = [Detection(box=to_frame(c.box, page.scale), digit=int(p.argmax()), confidence=float(p.max()), probs=p)
                for c, p in chosen]
         return [d for d in out if d.digit < self.digit_reader.digits and d.confidence >= threshold]
@@ -326,12 +326,14 @@ class Recognizer:
             return segment(as_image(frame, "frame"), cfg.segment, cfg.sheet, scale, timer)
 
     def read_blobs(self, ink: np.ndarray, blobs: Sequence[Blob], plain: bool = False, timer: Timer = untimed,
-                   ) -> list[tuple[Blob, np.ndarray]]:
-        """Read the blobs of one ink map: ``(crop, class probabilities)`` per digit found."""
+                   pieces: Sequence[Blob] = ()) -> list[tuple[Blob, np.ndarray]]:
+        """Read the blobs of one ink map (and the ``pieces`` too small to be digits, within
+        unions): ``(crop, class probabilities)`` per digit found."""
+        min_height = least_height(ink.shape, self.config.segment)
         cfg = self.config.split
         with_pairs = self.pair_reader is not None and not plain
         with timer("split"):
-            plan = split.propose(blobs, cfg)
+            plan = split.propose(blobs, cfg, pieces, ink, min_height)
         with timer("digit reader"):
             digits = self.digit_reader.read(ink, plan.crops, plain)
         with timer("split"):

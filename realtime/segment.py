@@ -81,10 +81,20 @@ class SegmentConfig:
 @dataclass(frozen=True)
 class Blob:
     """A digit-like mark: ``box`` (x, y, w, h) in frame pixels, tight around its ink, and
-    ``mask`` (bool [h, w]) of the pixels that belong to it."""
+    ``mask`` (bool [h, w]) of the pixels that belong to it. ``patch``: its ink (uint8
+    [h, w]) when it is not the ink map's under the mask (pieces joined across a pen skip
+    have their gap bridged)."""
 
     box: tuple[int, int, int, int]
     mask: np.ndarray
+    patch: np.ndarray | None = None
+
+    def ink(self, ink_map: np.ndarray) -> np.ndarray:
+        """Its ink as uint8 [h, w], zero off its mask."""
+        if self.patch is not None:
+            return self.patch
+        x, y, w, h = self.box
+        return np.multiply(ink_map[y : y + h, x : x + w], self.mask, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class Page:
     paper: np.ndarray | None
     blobs: list[Blob]
     scale: float = 1.0
+    pieces: list[Blob] = dataclasses.field(default_factory=list)  # marks too small to be digits, maybe parts of one
 
 
 def reduce_gray(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
@@ -222,7 +233,7 @@ def shaped_like_digits(stats: np.ndarray, shape: tuple[int, int], cfg: SegmentCo
     a ring round the sheet)."""
     x, y, w, h = (stats[:, i].astype(np.int64) for i in range(4))
     like = _digit_like(x, y, x + w, y + h, stats[:, cv2.CC_STAT_AREA].astype(np.float64), shape, cfg, edges=True)
-    marks = h >= max(cfg.min_height_px, cfg.min_height_frac * min(shape))
+    marks = h >= least_height(shape, cfg)
     return like & ~enclosing(stats[:, :4], marks, cfg.max_enclosed, cfg.enclosed_share)
 
 
@@ -441,7 +452,7 @@ def _digit_like(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, 
     w, h = x1 - x0, y1 - y0
     aspect = w / h
     density = area / (w * h)
-    keep = h >= max(cfg.min_height_px, cfg.min_height_frac * min(H, W))
+    keep = h >= least_height((H, W), cfg)
     keep &= (aspect >= cfg.min_aspect) & (aspect <= cfg.max_aspect)
     keep &= (density >= cfg.min_density) & ~((aspect > cfg.max_density_aspect) & (density > cfg.max_density))
     if not edges:
@@ -475,18 +486,26 @@ def _uncluttered(mask: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarra
     return around <= cfg.max_clutter * np.maximum(ring, 1)
 
 
-def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.ndarray | None = None,
-               strong: float | None = None, surroundings: np.ndarray | None = None) -> list[Blob]:
-    """Digit-like components of a binary ink mask, fragments merged, in reading order.
-    With ``ink`` given, a blob must reach ``strong`` darkness somewhere (default:
-    ``cfg.strong``): faint paper texture never becomes a digit on its own. A blob must
-    lie on clean paper: little ink around it in ``surroundings`` (default: ``mask``)."""
+def least_height(shape: tuple[int, ...], cfg: SegmentConfig = SegmentConfig()) -> float:
+    """The least height of a digit in a frame of ``shape``."""
+    return max(cfg.min_height_px, cfg.min_height_frac * min(shape[:2]))
+
+
+def find_marks(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.ndarray | None = None,
+               strong: float | None = None, surroundings: np.ndarray | None = None,
+               ) -> tuple[list[Blob], list[Blob]]:
+    """The digit-like components of a binary ink mask, fragments merged, in reading order,
+    and the pieces too short to be digits that may be parts of one (a digit a pen
+    skipped across), each ``(blobs, pieces)``. With ``ink`` given, a mark must reach
+    ``strong`` darkness somewhere (default: ``cfg.strong``): faint paper texture never
+    becomes a digit on its own. A mark must lie on clean paper: little ink around it in
+    ``surroundings`` (default: ``mask``)."""
     H, W = mask.shape
     labels, stats, ox, oy = _components(mask)
     if len(stats) == 0:
-        return []
+        return [], []
     ids = np.arange(1, len(stats) + 1)
-    min_h = max(cfg.min_height_px, cfg.min_height_frac * min(H, W))
+    min_h = least_height((H, W), cfg)
     # specks cannot become digits even when merged; drop them before pairing
     big = (stats[:, cv2.CC_STAT_AREA] >= 4) & (stats[:, cv2.CC_STAT_HEIGHT] >= 3)
     big &= stats[:, cv2.CC_STAT_HEIGHT] >= cfg.speck_height * min_h
@@ -496,7 +515,7 @@ def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
     big &= ~enclosing(stats[:, :4], marks, cfg.max_enclosed, cfg.enclosed_share)
     stats, ids = stats[big], ids[big]
     if len(ids) == 0:
-        return []
+        return [], []
     boxes = stats[:, :4].astype(np.int64)
     groups = merge_fragments(boxes, cfg, stats[:, cv2.CC_STAT_AREA])
     # each group's box, area and shape tests at once; only survivors get a mask
@@ -505,13 +524,17 @@ def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
     x0, y0, x1, y1 = _group_boxes(boxes, inv, k, W, H)
     area = np.bincount(inv, weights=stats[:, cv2.CC_STAT_AREA], minlength=k)
     keep = _digit_like(x0, y0, x1, y1, area, (H, W), cfg)
+    # a piece: too short for a digit, otherwise not unlike a part of one
+    aspect = (x1 - x0) / np.maximum(y1 - y0, 1)
+    piece = ((y1 - y0) < min_h) & (aspect >= cfg.min_aspect) & (aspect <= cfg.max_aspect)
+    piece &= (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
+    clean = _uncluttered(mask if surroundings is None else surroundings, x0, y0, x1, y1, cfg)
     peak = 255 * (cfg.strong if strong is None else strong)
     # each group's member ids, from one stable sort instead of a search per group
     order = np.argsort(inv, kind="stable")
     first = np.searchsorted(inv[order], np.arange(k + 1))
-    keep &= _uncluttered(mask if surroundings is None else surroundings, x0, y0, x1, y1, cfg)
-    out: list[Blob] = []
-    for j in np.nonzero(keep)[0].tolist():
+    out: tuple[list[Blob], list[Blob]] = ([], [])
+    for j in np.nonzero((keep | piece) & clean)[0].tolist():
         members = ids[order[first[j] : first[j + 1]]]
         bx0, by0, bx1, by1 = int(x0[j]), int(y0[j]), int(x1[j]), int(y1[j])
         sub = labels[by0 - oy : by1 - oy, bx0 - ox : bx1 - ox]
@@ -519,17 +542,31 @@ def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
         # the darkest pixel of the component: one masked OpenCV call, no copy
         if ink is not None and cv2.minMaxLoc(ink[by0:by1, bx0:bx1], m.view(np.uint8))[1] < peak:
             continue
-        out.append(Blob(box=(bx0, by0, bx1 - bx0, by1 - by0), mask=m))
-    return [out[i] for i in reading_order([b.box for b in out])]
+        out[0 if keep[j] else 1].append(Blob(box=(bx0, by0, bx1 - bx0, by1 - by0), mask=m))
+    blobs, pieces = out
+    return [blobs[i] for i in reading_order([b.box for b in blobs])], pieces
+
+
+def find_blobs(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.ndarray | None = None,
+               strong: float | None = None, surroundings: np.ndarray | None = None) -> list[Blob]:
+    """The digit-like components of :func:`find_marks`, in reading order."""
+    return find_marks(mask, cfg, ink, strong, surroundings)[0]
+
+
+def marks_on_paper(ink: np.ndarray, paper: np.ndarray | None, cfg: SegmentConfig = SegmentConfig(),
+                   ) -> tuple[list[Blob], list[Blob]]:
+    """The blobs and pieces of an ink map (:func:`find_marks`), inside ``paper`` when
+    given: thresholds for this frame, binarization with line removal, components (on
+    clean paper: the surroundings are judged before line removal, which carves texture
+    into stroke-like pieces)."""
+    weak, strong = ink_thresholds(ink, cfg, paper)
+    mask = threshold(ink, weak, paper)
+    return find_marks(remove_lines(mask, cfg), cfg, ink, strong, surroundings=mask)
 
 
 def blobs_on_paper(ink: np.ndarray, paper: np.ndarray | None, cfg: SegmentConfig = SegmentConfig()) -> list[Blob]:
-    """The blobs of an ink map, inside ``paper`` when given: thresholds for this frame,
-    binarization with line removal, components (on clean paper: the surroundings are
-    judged before line removal, which carves texture into stroke-like pieces)."""
-    weak, strong = ink_thresholds(ink, cfg, paper)
-    mask = threshold(ink, weak, paper)
-    return find_blobs(remove_lines(mask, cfg), cfg, ink, strong, surroundings=mask)
+    """The blobs of :func:`marks_on_paper`."""
+    return marks_on_paper(ink, paper, cfg)[0]
 
 
 Measure = Callable[[np.ndarray, np.ndarray | None, np.ndarray], float]
@@ -559,8 +596,8 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), sheet: Shee
     with timer("ink map"):
         ink = ink_map(gray, cfg, reduced)
     with timer("blobs"):
-        blobs = blobs_on_paper(ink, paper, cfg)
-    return Page(ink, paper, blobs, factor)
+        blobs, pieces = marks_on_paper(ink, paper, cfg)
+    return Page(ink, paper, blobs, factor, pieces)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, TypeVar
 
+import cv2
 import numpy as np
 
+from realtime.geometry import reading_order
 from realtime.readers import DigitReadings, PairReadings
 from realtime.segment import Blob
 
@@ -53,8 +55,10 @@ class SplitConfig:
     split_min_conf: float = 0.03  # parts read below this are not used (a weak part lets a long chain through)
     max_parts: int = 8  # digits in one blob at most
     keep_readings: int = 64  # digit strings kept per cut point when chains are kept by reading
-    # two pieces read as one digit
+    # pieces read as one digit
     merge_min_conf: float = 0.5  # the union must be read at least this sure, as a digit
+    max_union: int = 4  # a digit is at most this many pieces
+    bridge: float = 0.12  # gaps between a union's pieces up to this share of its height are inked over (pen skips)
     piece_max_aspect: float = 1.2  # the union is at most this wide for its height ...
     piece_min_share: float = 0.4  # ... the taller piece at least this share of its height ...
     piece_max_gap: float = 0.2  # ... the pieces at most this share of its height apart ...
@@ -73,10 +77,10 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class Merge:
-    """Two blobs that may be the pieces of one broken digit; their union is crop ``crop``."""
+    """Marks that may be the pieces of one broken digit (``members``: indices into the
+    blobs, then the pieces after them); their union is crop ``crop``."""
 
-    a: int
-    b: int
+    members: tuple[int, ...]
     crop: int
 
 
@@ -111,6 +115,7 @@ class Plan:
     blobs: list[Blob]
     crops: list[Blob]
     merges: list[Merge] = field(default_factory=list)
+    pieces: list[Blob] = field(default_factory=list)  # marks too small to be digits, read only within a union
     lattices: dict[int, Lattice] = field(default_factory=dict)
     pair_edges: dict[int, list[Edge]] = field(default_factory=dict)
     pair_crops: list[Blob] = field(default_factory=list)
@@ -182,24 +187,84 @@ def piece_pairs(boxes: Sequence[Sequence[int]], cfg: SplitConfig = SplitConfig()
     return [(int(i), int(j)) for i, j in zip(*np.nonzero(ok))]
 
 
-def merge_pieces(a: Blob, b: Blob) -> Blob:
-    """One blob of two: the union box, and both masks in it."""
-    (ax, ay, aw, ah), (bx, by, bw, bh) = a.box, b.box
-    x, y = min(ax, bx), min(ay, by)
-    w, h = max(ax + aw, bx + bw) - x, max(ay + ah, by + bh) - y
+def merge_pieces(parts: Sequence[Blob], ink: np.ndarray | None = None, bridge: float = 0.0) -> Blob:
+    """One blob of several: the union box, and their masks in it. With ``ink`` (the ink
+    map) and ``bridge``, the gaps between two different parts up to ``bridge`` of the
+    union's height are inked over with their ink's grey closing, as a pen that skipped
+    would have drawn them: the readers never saw a digit with holes in its strokes."""
+    x = min(p.box[0] for p in parts)
+    y = min(p.box[1] for p in parts)
+    w = max(p.box[0] + p.box[2] for p in parts) - x
+    h = max(p.box[1] + p.box[3] for p in parts) - y
     mask = np.zeros((h, w), bool)
-    mask[ay - y : ay - y + ah, ax - x : ax - x + aw] |= a.mask
-    mask[by - y : by - y + bh, bx - x : bx - x + bw] |= b.mask
-    return Blob(box=(x, y, w, h), mask=mask)
+    near = np.zeros((h, w), np.uint8)
+    k = max(3, int(round(bridge * h)) | 1)
+    ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    for p in parts:
+        px, py, pw, ph = p.box
+        mask[py - y : py - y + ph, px - x : px - x + pw] |= p.mask
+        if ink is not None and bridge > 0:
+            own = np.zeros((h, w), np.uint8)
+            own[py - y : py - y + ph, px - x : px - x + pw] = p.mask
+            near += cv2.dilate(own, ellipse)
+    union = Blob(box=(x, y, w, h), mask=mask)
+    if ink is None or bridge <= 0:
+        return union
+    patch = union.ink(ink)
+    closed = cv2.morphologyEx(patch, cv2.MORPH_CLOSE, ellipse)
+    # only between two parts (a loop's hole or a stroke's bend is no gap), where the
+    # skip also left the strokes' ends faint
+    between = (near >= 2) & (closed > patch)
+    if not between.any():
+        return union
+    patch = patch.copy()
+    patch[between] = closed[between]
+    return Blob(box=(x, y, w, h), mask=mask | between, patch=patch)
 
 
-def propose(blobs: Sequence[Blob], cfg: SplitConfig = SplitConfig()) -> Plan:
-    """The first crops to read: every blob, then the union of every pair that may be
-    pieces of one broken digit."""
-    plan = Plan(blobs=list(blobs), crops=list(blobs))
-    for a, b in piece_pairs([c.box for c in blobs], cfg):
-        plan.merges.append(Merge(a, b, len(plan.crops)))
-        plan.crops.append(merge_pieces(blobs[a], blobs[b]))
+def _clusters(n: int, pairs: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """The connected groups of ``n`` marks linked by ``pairs`` (only groups of two or more)."""
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        parent[find(a)] = find(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return [g for g in groups.values() if len(g) >= 2]
+
+
+def propose(blobs: Sequence[Blob], cfg: SplitConfig = SplitConfig(), pieces: Sequence[Blob] = (),
+            ink: np.ndarray | None = None, min_height: float = 0.0) -> Plan:
+    """The first crops to read: every blob, then the union of every pair of marks (blobs
+    and the ``pieces`` too small to be digits) that may be the parts of one broken
+    digit, and of every larger group of them (up to ``max_union``) that together is
+    shaped like one digit, at least ``min_height`` tall. With ``ink`` the unions' gaps
+    are bridged (:func:`merge_pieces`)."""
+    plan = Plan(blobs=list(blobs), crops=list(blobs), pieces=list(pieces))
+    marks = plan.blobs + plan.pieces
+    boxes = [m.box for m in marks]
+    pairs = piece_pairs(boxes, cfg)
+    tall = [(a, b) for a, b in pairs
+            if max(boxes[a][1] + boxes[a][3], boxes[b][1] + boxes[b][3]) - min(boxes[a][1], boxes[b][1]) >= min_height]
+    groups = [tuple(pair) for pair in tall]
+    for group in _clusters(len(marks), pairs):
+        if 3 <= len(group) <= cfg.max_union:
+            x0 = min(boxes[i][0] for i in group)
+            y0 = min(boxes[i][1] for i in group)
+            x1 = max(boxes[i][0] + boxes[i][2] for i in group)
+            y1 = max(boxes[i][1] + boxes[i][3] for i in group)
+            if y1 - y0 >= min_height and x1 - x0 <= cfg.piece_max_aspect * (y1 - y0):
+                groups.append(tuple(group))
+    for members in groups:
+        plan.merges.append(Merge(tuple(sorted(members)), len(plan.crops)))
+        plan.crops.append(merge_pieces([marks[i] for i in members], ink, cfg.bridge))
     return plan
 
 
@@ -506,9 +571,9 @@ def _best(n: int, o: Options, plan: Plan, digits: DigitReadings, pairs: PairRead
 def choose(plan: Plan, opts: dict[int, Options], digits: DigitReadings, pairs: PairReadings,
            dropped: set[int] = frozenset(), likes: dict[int, dict[str, float]] | None = None,
            cfg: SplitConfig = SplitConfig()) -> Chosen:
-    """Per blob its whole reading or its best split (see :func:`options`); then two blobs
-    are read as one digit where that reading scores higher than their own readings
-    together. ``likes``: per blob the number reader asked about, its log-likelihood of
+    """Per blob its whole reading or its best split (see :func:`options`); then marks are
+    read as one digit where that reading scores higher than their own readings together
+    (pieces, never read alone, score nothing). ``likes``: per blob the number reader asked about, its log-likelihood of
     each digit string (:meth:`Options.texts`). ``dropped``: blobs surely no digits, left
     out unless joined with another. Returns ``(crop, class probabilities)`` per digit."""
     likes = likes or {}
@@ -516,18 +581,28 @@ def choose(plan: Plan, opts: dict[int, Options], digits: DigitReadings, pairs: P
                          for n in range(len(plan.blobs)))) if plan.blobs else ((), ())
     joined: dict[int, int] = {}
     conf = digits.confidence
-    gains = [(float(np.log(conf[m.crop])) + cfg.split_bonus - scores[m.a] - scores[m.b], m.a, m.b, m.crop)
+    n_blobs = len(plan.blobs)
+    # a piece is not read on its own: joining it costs nothing, and the ink it explains
+    # counts like a part of a chain (so the union of all of a digit's pieces beats a part of it)
+    gains = [(float(np.log(conf[m.crop])) + cfg.split_bonus
+              + sum(-scores[i] if i < n_blobs else cfg.split_bonus for i in m.members), m.members, m.crop)
              for m in plan.merges]
-    for gain, a, b, k in sorted(gains, reverse=True):
+    alone: Chosen = []
+    for gain, members, k in sorted(gains, reverse=True):
         # the pieces must be read as one digit at least merge_min_conf, and better than
         # as what they are on their own
         if gain <= 0:
             break
         if conf[k] < cfg.merge_min_conf or not digits.is_digit(k):
             continue
-        if a in joined or b in joined:
+        if any(i in joined for i in members):
             continue
-        joined[a], joined[b] = k, -1
+        for i in members:
+            joined[i] = -1
+        if members[0] < n_blobs:
+            joined[members[0]] = k
+        else:
+            alone.append((plan.crops[k], digits.probs[k]))
     chosen: Chosen = []
     for n, reading in enumerate(best):
         if n in joined:
@@ -535,4 +610,8 @@ def choose(plan: Plan, opts: dict[int, Options], digits: DigitReadings, pairs: P
                 chosen.append((plan.crops[joined[n]], digits.probs[joined[n]]))
         elif reading is not None and n not in dropped:
             chosen.extend(reading)
+    if alone:
+        # a digit made of pieces alone takes its place in reading order
+        chosen = chosen + alone
+        chosen = [chosen[i] for i in reading_order([c.box for c, _ in chosen])]
     return chosen

@@ -52,8 +52,8 @@ def test_speed_script_end_to_end(tmp_path: Path, repo_root: Path, mnist_dir: Pat
     assert row["batched"]["p99_ms"] >= row["batched"]["p50_ms"]
     # every stage of a frame is timed, and the stage times fit within the frame's
     (stages,) = res["stages"]
-    assert list(stages["stages_p50_ms"]) == ["ink map", "sheet", "blobs", "split", "digit reader", "pair reader",
-                                             "number reader", "choose"]
+    assert list(stages["stages_p50_ms"]) == ["ink map", "sheet", "scale", "blobs", "split", "digit reader",
+                                             "pair reader", "number reader", "choose"]
     assert stages["stages_p50_ms"]["digit reader"] > 0
     assert sum(stages["stages_p50_ms"].values()) <= 1.5 * stages["total_p50_ms"]
     # the interleaved A/B times the shipped pipeline against it without its optional readers

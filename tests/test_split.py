@@ -91,8 +91,8 @@ def test_piece_pairs_proposes_pieces_of_one_digit_only():
     wide_gap = [(10, 10, 30, 28), (12, 58, 30, 28)]
     assert piece_pairs(wide_gap) == []
     assert piece_pairs(wide_gap, SplitConfig(piece_max_gap=0.3, piece_min_share=0.35)) == [(0, 1)]
-    merged = merge_pieces(Blob(box=(10, 10, 2, 2), mask=np.ones((2, 2), bool)),
-                          Blob(box=(13, 14, 1, 1), mask=np.ones((1, 1), bool)))
+    merged = merge_pieces([Blob(box=(10, 10, 2, 2), mask=np.ones((2, 2), bool)),
+                           Blob(box=(13, 14, 1, 1), mask=np.ones((1, 1), bool))])
     assert merged.box == (10, 10, 4, 5)
     assert merged.mask.sum() == 5 and merged.mask[4, 3] and not merged.mask[4, 0]
 
@@ -161,7 +161,7 @@ def _two_bowls() -> tuple[Blob, Blob]:
 def test_two_pieces_are_read_as_one_digit_only_when_that_reads_better():
     top, bottom = _two_bowls()
     plan = propose([top, bottom])
-    assert [(m.a, m.b, m.crop) for m in plan.merges] == [(0, 1, 2)]
+    assert [(m.members, m.crop) for m in plan.merges] == [((0, 1), 2)]
     assert plan.crops[2].box == (10, 10, 21, 39)
     # the pieces read as weak 7s, their union as a sure 3: one digit, the 3
     digits = _readings([(7, 0.3), (7, 0.35), (3, 0.95)])
@@ -230,3 +230,25 @@ def test_contested_blobs_are_those_with_close_readings():
     assert [int(p.argmax()) for _, p in chosen] == [1, 1]
     chosen = choose(plan, {0: close}, digits, PairReadings.empty(), likes={0: {"7": -0.1, "11": -9.0}})
     assert [int(p.argmax()) for _, p in chosen] == [7]
+
+
+def test_a_pen_skip_is_bridged_and_its_pieces_read_as_one_digit():
+    """A stroke cut by a pen skip: two pieces 3 px apart. Their union has the gap inked
+    over (only between the pieces), and three slices, none tall enough to be a digit,
+    are proposed as one union."""
+    ink = np.zeros((60, 40), np.uint8)
+    ink[5:28, 18:23] = 255
+    ink[31:55, 18:23] = 255
+    top = Blob(box=(18, 5, 5, 23), mask=np.ones((23, 5), bool))
+    bottom = Blob(box=(18, 31, 5, 24), mask=np.ones((24, 5), bool))
+    joined = merge_pieces([top, bottom], ink, bridge=0.12)
+    assert joined.box == (18, 5, 5, 50) and joined.patch is not None
+    assert (joined.patch[23:26] > 0).all() and joined.mask[23:26].all()  # the skip, inked over
+    assert merge_pieces([top, bottom]).patch is None  # no bridging without the ink map
+    slices = [Blob(box=(18, y, 5, 14), mask=np.ones((14, 5), bool)) for y in (5, 22, 39)]
+    plan = propose([], pieces=slices, ink=ink, min_height=30)
+    assert ((0, 1, 2) in [m.members for m in plan.merges])
+    # read as a sure 1, the union of pieces alone is a digit; the pieces are never read alone
+    digits = _readings([(1, 0.99)] * len(plan.crops))
+    chosen = choose(plan, options(plan, digits, PairReadings.empty()), digits, PairReadings.empty())
+    assert [(c.box, int(p.argmax())) for c, p in chosen] == [((18, 5, 5, 48), 1)]

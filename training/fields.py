@@ -173,20 +173,27 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray | None = None, size: int = SIZE, 
     return _to_unit(field)[0]
 
 
-def to_mnist_batch(ink: np.ndarray, boxes: Sequence[Sequence[int]], masks: Sequence[np.ndarray], size: int = SIZE,
-                   box: int = BOX, stroke: float | None = TARGET_STROKE) -> np.ndarray:
-    """:func:`to_mnist` of many components of one uint8 ink map at once: float32
-    [N, size, size]. ``boxes[i]`` (x, y, w, h) must be tight around ``masks[i]`` (as
-    segmentation makes them), which spares the per-crop trim; the fields are filled in
-    uint8 and scaled to [0, 1] in one pass at the end."""
-    ink = as_u8_ink(ink)
-    fields = np.zeros((len(boxes), size, size), np.uint8)
-    for field, (x, y, w, h), m in zip(fields, boxes, masks):
-        crop = np.multiply(ink[y : y + h, x : x + w], m, dtype=np.uint8)
+def to_mnist_crops(crops: Sequence[np.ndarray], size: int = SIZE, box: int = BOX,
+                   stroke: float | None = TARGET_STROKE) -> np.ndarray:
+    """:func:`to_mnist` of many uint8 ink crops, each already masked and tight around its
+    ink (as segmentation makes them, which spares the per-crop trim): float32
+    [N, size, size], filled in uint8 and scaled to [0, 1] in one pass at the end."""
+    fields = np.zeros((len(crops), size, size), np.uint8)
+    for field, crop in zip(fields, crops):
+        crop = as_u8_ink(crop)
         if stroke is not None:
             crop = adjust_stroke(crop, stroke, box)
         _place(crop, field, box)
     return _to_unit(fields)
+
+
+def to_mnist_batch(ink: np.ndarray, boxes: Sequence[Sequence[int]], masks: Sequence[np.ndarray], size: int = SIZE,
+                   box: int = BOX, stroke: float | None = TARGET_STROKE) -> np.ndarray:
+    """:func:`to_mnist_crops` of components of one ink map: ``boxes[i]`` (x, y, w, h)
+    tight around ``masks[i]``."""
+    ink = as_u8_ink(ink)
+    crops = [np.multiply(ink[y : y + h, x : x + w], m, dtype=np.uint8) for (x, y, w, h), m in zip(boxes, masks)]
+    return to_mnist_crops(crops, size, box, stroke)
 
 
 def wide_field(ink: np.ndarray, mask: np.ndarray | None, width: int) -> np.ndarray:
@@ -219,9 +226,14 @@ def wide_field(ink: np.ndarray, mask: np.ndarray | None, width: int) -> np.ndarr
 
 def wide_fields(ink: np.ndarray, boxes: Sequence[Sequence[int]], masks: Sequence[np.ndarray], width: int) -> np.ndarray:
     """:func:`wide_field` of several crops of one ink map: float32 [N, SIZE, ``width``]."""
-    out = np.zeros((len(boxes), SIZE, width), np.float32)
-    for i, ((x, y, w, h), m) in enumerate(zip(boxes, masks)):
-        out[i] = wide_field(ink[y : y + h, x : x + w], m, width)
+    return wide_fields_of([ink[y : y + h, x : x + w] * m for (x, y, w, h), m in zip(boxes, masks)], width)
+
+
+def wide_fields_of(crops: Sequence[np.ndarray], width: int) -> np.ndarray:
+    """:func:`wide_field` of several ink crops (already masked): float32 [N, SIZE, ``width``]."""
+    out = np.zeros((len(crops), SIZE, width), np.float32)
+    for i, crop in enumerate(crops):
+        out[i] = wide_field(crop, None, width)
     return out
 
 
