@@ -210,3 +210,79 @@ def test_rows_give_separate_numbers_in_reading_order():
         assert "".join(str(dets[i].digit) for i in n["digits"]) == n["value"]
     assert sorted(i for n in nums for i in n["digits"]) == list(range(len(dets)))
     assert group_numbers([]) == []
+
+
+# --------------------------------------------------------------------------- dense frames
+
+
+def _page(n: int, seed: int) -> list[Detection]:
+    """``n`` digit detections in rows on a page, a pixel of jitter per frame (``seed``)."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    out = []
+    for i in range(n):
+        r, c = divmod(i, side)
+        box = (c * 22 + int(rng.integers(0, 2)), r * 34 + int(rng.integers(0, 2)), 15, 26)
+        out.append(_det(i % 10, box, p=0.9))
+    return out
+
+
+def _brute_force_matches(tracks, dets, threshold):
+    """Every track against every detection, greedy by IoU (the tracker's rule, written plainly)."""
+    def iou(a, b):
+        ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+        iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+        union = a[2] * a[3] + b[2] * b[3] - ix * iy
+        return ix * iy / union if union > 0 else 0.0
+
+    pairs = sorted(((iou(t, d), ti, di) for ti, t in enumerate(tracks) for di, d in enumerate(dets)
+                    if iou(t, d) >= threshold), reverse=True)
+    used_t, used_d, out = set(), set(), []
+    for _, ti, di in pairs:
+        if ti not in used_t and di not in used_d:
+            used_t.add(ti)
+            used_d.add(di)
+            out.append((ti, di))
+    return out
+
+
+def test_box_matching_equals_every_pair_compared():
+    from realtime.tracker import match_boxes
+
+    rng = np.random.default_rng(4)
+    for trial in range(30):
+        n_t, n_d = int(rng.integers(0, 40)), int(rng.integers(0, 40))
+        def boxes(n):
+            xy = rng.integers(0, 200, (n, 2))
+            wh = rng.integers(1, 60, (n, 2))
+            return [tuple(int(v) for v in row) for row in np.hstack([xy, wh])]
+        tracks, dets = boxes(n_t), boxes(n_d)
+        got = match_boxes(np.array(tracks).reshape(-1, 4), np.array(dets).reshape(-1, 4), 0.3)
+        assert sorted(got) == sorted(_brute_force_matches(tracks, dets, 0.3)), trial
+
+
+def test_tracker_cost_grows_linearly_on_dense_frames():
+    """A dense page (a 1080p sheet of printed digits gives ~2000 boxes): four times the
+    digits may cost about four times as long, not sixteen (every track against every
+    detection). Medians of interleaved rounds, as a ratio, so a slow machine passes too."""
+    import time
+
+    def cost(n: int) -> float:
+        tr = Tracker()
+        tr.update(_page(n, 0))
+        frames = [_page(n, k) for k in range(1, 4)]
+        t = time.perf_counter()
+        for f in frames:
+            out = tr.update(f)
+        elapsed = (time.perf_counter() - t) / len(frames)
+        assert len(out) == n and len(tr.tracks) == n, "every digit keeps its one track"
+        return elapsed
+
+    small, large = [], []
+    for _ in range(3):
+        small.append(cost(300))
+        large.append(cost(1200))
+    ratio = float(np.median(large) / np.median(small))
+    print(f"tracker update: {1000 * np.median(small):.1f} ms for 300 digits, "
+          f"{1000 * np.median(large):.1f} ms for 1200 (ratio {ratio:.1f}; linear 4, quadratic 16)")
+    assert ratio < 8.0, f"4x the digits cost {ratio:.1f}x as long: matching is not bounded"
