@@ -144,11 +144,11 @@ def make_parent(path: str | os.PathLike[str]) -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise SinkError(f"cannot create folder {parent}: a file of that name is in the way") from None
+        raise SinkError(f"cannot create folder {parent} for {path}: a file of that name is in the way") from None
     except NotADirectoryError:
-        raise SinkError(f"cannot create folder {parent}: part of that path is a file") from None
+        raise SinkError(f"cannot create folder {parent} for {path}: part of that path is a file") from None
     except OSError as e:
-        raise SinkError(f"cannot create folder {parent}: {e.strerror or e}") from None
+        raise SinkError(f"cannot create folder {parent} for {path}: {e.strerror or e}") from None
 
 
 def make_dir(path: str | os.PathLike[str]) -> Path:
@@ -626,6 +626,17 @@ class CsvWriter(_TextSink):
         self.lines_written += len(numbers)
 
 
+def saved_path(folder: str | os.PathLike[str], name: str) -> Path:
+    """Where :class:`ImageSaver` saves ``name`` in ``folder`` (a name with ``..`` or an
+    absolute one keeps only its file name; one without an image extension gets .png)."""
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        rel = Path(rel.name)
+    if rel.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+        rel = rel.with_name(rel.name + ".png")
+    return Path(folder) / rel
+
+
 class ImageSaver(_Sink):
     """Annotated images into a folder, each under a relative name (sub-folders made)."""
 
@@ -639,13 +650,7 @@ class ImageSaver(_Sink):
         return self._closed
 
     def target(self, name: str) -> Path:
-        """Where ``name`` is saved (a name with ``..`` or an absolute one keeps its file name)."""
-        rel = Path(name)
-        if rel.is_absolute() or ".." in rel.parts:
-            rel = Path(rel.name)
-        if rel.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
-            rel = rel.with_name(rel.name + ".png")
-        return self.folder / rel
+        return saved_path(self.folder, name)
 
     def save(self, name: str, image: np.ndarray) -> Path:
         if self._closed:

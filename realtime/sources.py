@@ -640,7 +640,9 @@ def _default_capture(device: int | str, timeout: float) -> Any:
     """cv2.VideoCapture; a stream URL also gets FFmpeg's own open and read timeouts,
     so that its thread gives up too (OpenCV's default is 30 s)."""
     if isinstance(device, str) and "://" in device:
-        ms = int(max(0.1, timeout) * 1000)
+        # a little shorter than the source's own wait, so that FFmpeg gives up (and the
+        # thread ends) first, with its own reason
+        ms = int(max(0.1, 0.8 * timeout) * 1000)
         try:
             return cv2.VideoCapture(device, cv2.CAP_ANY,
                                     [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
