@@ -762,7 +762,7 @@ def _main(argv: Sequence[str] | None) -> int:
         with graceful_shutdown() as guard:
             return _guarded(settings, guard)
     except (KeyboardInterrupt, SystemError) as err:
-        # SystemError: a signal that landed inside a numba kernel (see interruption); the
+        # SystemError: a signal that landed inside compiled code (see interruption); the
         # outputs were closed on the way out all the same
         code = _stopped(err)
         if code is None:

@@ -1,7 +1,7 @@
 """Frame-to-frame tracking that steadies live labels: the one stateful stage.
 
 Each digit is matched to its track from the previous frames by box overlap (candidate
-pairs by sort-and-sweep, so a dense page costs O(n log n), not every pair); the track
+pairs from a grid of box-sized cells, so a dense page costs O(n log n), not every pair); the track
 keeps the class probabilities of its last ``window`` frames and reports their mean.
 Its label changes only when the averaged evidence for another digit beats the current
 label by a margin (hysteresis), so a steady camera shows steady labels while a real
@@ -19,23 +19,38 @@ import numpy as np
 from realtime.recognizer import Detection
 
 
+def _runs(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``keys``, the indices into ``sorted_keys`` holding that key: returned
+    as (which key, index) pairs, all runs at once."""
+    lo = np.searchsorted(sorted_keys, keys, side="left")
+    counts = np.searchsorted(sorted_keys, keys, side="right") - lo
+    which = np.repeat(np.arange(len(keys)), counts)
+    starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
+    return which, starts + np.arange(len(which))
+
+
 def _candidate_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i, j) of boxes ``a[i]`` and ``b[j]`` ([N, 4] x, y, w, h) whose x ranges
-    overlap, found by sort-and-sweep: ``b`` sorted by left edge, each ``a`` box takes the
-    run of ``b`` boxes that start before its right edge and after its left edge minus the
-    widest ``b``. On a page of similar digits that run is a handful, so a dense frame costs
+    """Index pairs (i, j) of boxes ``a[i]`` and ``b[j]`` ([N, 4] x, y, w, h) that may
+    overlap: boxes bucketed on a grid whose cell is the largest side of any box, so two
+    boxes that overlap have their corners in the same or neighbouring cells. On a page
+    of similar digits each box meets a handful of others, so a dense frame costs
     O(n log n) rather than every track against every detection."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    order = np.argsort(b[:, 0], kind="stable")
-    left = b[order, 0]
-    lo = np.searchsorted(left, a[:, 0] - b[:, 2].max(), side="right")
-    hi = np.searchsorted(left, a[:, 0] + a[:, 2], side="left")
-    counts = np.maximum(hi - lo, 0)
-    ai = np.repeat(np.arange(len(a)), counts)
-    starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-    bj = order[starts + np.arange(len(ai))]
-    return ai, bj
+    cell = max(float(a[:, 2:].max()), float(b[:, 2:].max()), 1.0)
+    low = np.minimum(a[:, :2].min(0), b[:, :2].min(0))
+    ag = np.floor((a[:, :2] - low) / cell).astype(np.int64) + 1  # >= 1, so a neighbour is >= 0
+    bg = np.floor((b[:, :2] - low) / cell).astype(np.int64) + 1
+    rows = int(max(ag[:, 1].max(), bg[:, 1].max())) + 2
+    order = np.argsort(bg[:, 0] * rows + bg[:, 1], kind="stable")
+    sorted_keys = (bg[:, 0] * rows + bg[:, 1])[order]
+    ai, bj = [], []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            which, at = _runs(sorted_keys, (ag[:, 0] + dx) * rows + ag[:, 1] + dy)
+            ai.append(which)
+            bj.append(order[at])
+    return np.concatenate(ai), np.concatenate(bj)
 
 
 def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
