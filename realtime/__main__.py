@@ -702,12 +702,6 @@ def quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # a cv2 build without the logging utilities
         pass
-    try:
-        import av.logging
-
-        av.logging.set_level(av.logging.PANIC)
-    except (ImportError, AttributeError):
-        pass
 
 
 def _stopped(err: BaseException) -> int | None:

@@ -738,3 +738,45 @@ def test_live_recording_lasts_as_long_as_the_run(recognizer, inputs: Inputs, tmp
           f"{ran:.2f} s, recording {n} frames = {duration:.2f} s")
     assert len(records) == n_frames
     assert ran <= duration <= ran + 0.5 + 2 / fps, f"recording {duration:.2f} s for a {ran:.2f} s run"
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def test_loop_roi_and_flip(inputs: Inputs, tmp_path: Path) -> None:
+    """--loop plays a clip again (lines numbered on), --roi reads only its rectangle
+    (boxes in frame pixels, inside it), --flip h mirrors the frame before reading."""
+    plain, roi, flip = tmp_path / "plain.jsonl", tmp_path / "roi.jsonl", tmp_path / "flip.jsonl"
+    common = ["--source", str(inputs.short_video), "--no-display", "--no-track"]
+    runs = [run_cli(common + ["--json", plain, "--loop", "--max-frames", str(SHORT_FRAMES + 5)]),
+            run_cli(common + ["--json", roi, "--roi", "160,0,160,240", "--max-frames", "3"]),
+            run_cli(common + ["--json", flip, "--flip", "--max-frames", "3"])]
+    for proc in runs:
+        _assert_clean_success(proc)
+    looped = read_jsonl(plain)
+    check_records(looped, sources=str(inputs.short_video), sizes=(320, 240))
+    assert len(looped) == SHORT_FRAMES + 5
+    assert [r["detections"] for r in looped[SHORT_FRAMES:]] == [r["detections"] for r in looped[:5]], \
+        "the second pass does not read the clip's first frames again"
+    right = read_jsonl(roi)
+    assert all(d["box"][0] >= 160 for r in right for d in r["detections"])
+    full_right = [d for d in looped[0]["detections"] if d["box"][0] >= 165]
+    assert len(right[0]["detections"]) >= len(full_right) - 1 > 0
+    mirrored = read_jsonl(flip)[0]["detections"]
+    expect = sorted(320 - d["box"][0] - d["box"][2] for d in looped[0]["detections"])
+    got = sorted(d["box"][0] for d in mirrored)
+    assert len(got) >= 0.8 * len(expect) and all(min(abs(g - e) for e in expect) <= 3 for g in got), (got, expect)
+
+
+def test_camera_line_says_what_was_delivered(inputs: Inputs) -> None:
+    """Drivers quietly give another size or rate than asked: the CLI prints both."""
+    from realtime.__main__ import camera_line
+    from realtime.sources import CameraSource
+
+    cap = cv2.VideoCapture(str(inputs.short_video))
+    frames = [cap.read()[1] for _ in range(3)]
+    cap.release()
+    with CameraSource(0, width=1280, height=720, fps=60, fourcc="MJPG",
+                      capture_factory=lambda _d: PacedCamera(frames, 20.0)) as src:
+        line = camera_line(src)
+    assert re.fullmatch(r"camera 0: 320x240 at (19\.\d|20\.\d) fps \(asked 1280x720, 60 fps, MJPG\)", line), line
