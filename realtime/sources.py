@@ -28,11 +28,15 @@ the shown result never lags further and further behind the paper.
 
 from __future__ import annotations
 
+import contextlib
 import glob as globmod
 import itertools
 import logging
 import math
 import os
+import stat
+import sys
+import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -206,16 +210,54 @@ def frames(source: FrameSource, max_frames: int | None = None) -> Iterator[Frame
 # ---------------------------------------------------------------------------------
 
 
-def _read_image(path: Path) -> np.ndarray | None:
-    # imdecode over np.fromfile, not imread: imread cannot open non-ASCII paths on
-    # Windows, and this way a missing/empty/corrupt file is simply None.
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Catch what C libraries print on file descriptor 2 while the block runs.
+
+    libpng and libjpeg print their own lines ("libpng error: IDAT: CRC error") on a
+    damaged image, before the CLI could say which file failed; the decoders' words go
+    into the list instead (the caller logs them or puts them in its one message).
+    Python's own stderr is flushed first, so nothing of its is swallowed.
+    """
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2 (e.g. pythonw)
+        yield lines
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _read_image(path: Path) -> tuple[np.ndarray | None, str]:
+    """``(image or None, why not)``. imdecode over np.fromfile, not imread: imread
+    cannot open non-ASCII paths on Windows, and this way a missing/empty/corrupt file
+    is simply None, with the decoder's own words (not printed) as the reason."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
-        if data.size == 0:
-            return None
-        return cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except (OSError, cv2.error, ValueError):
-        return None
+    except (OSError, ValueError) as e:
+        return None, getattr(e, "strerror", None) or str(e)
+    if data.size == 0:
+        return None, "empty file"
+    with captured_stderr() as said:
+        try:
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        except cv2.error:
+            img = None
+    if said:
+        log.debug("decoding %s: %s", path, " / ".join(said))
+    if img is None:
+        return None, said[-1] if said else "not a readable image"
+    return img, ""
 
 
 def _is_image(path: Path) -> bool:
@@ -227,30 +269,37 @@ class ImageSource(FrameSource):
 
     Unreadable images are skipped with a warning, but at least one must be readable
     at open time. ``fps`` is only the rate a recording of these frames should play at
-    (e.g. a slideshow of scans); frames are not paced.
+    (e.g. a slideshow of scans); frames are not paced. ``names`` are what each frame
+    is called (``Frame.name``): by default the path as given; a folder or glob names
+    its files relative to its root.
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]], *, fps: float = DEFAULT_IMAGE_FPS,
-                 name: str | None = None, what: str | None = None) -> None:
+                 name: str | None = None, what: str | None = None,
+                 names: Sequence[str] | None = None) -> None:
         super().__init__(name if name is not None else str(paths[0]) if paths else "")
         if not paths:
             raise SourceError(f"no images in {what or 'source'}")
         self._paths = [Path(p) for p in paths]
+        self._names = [str(n) for n in names] if names is not None else [str(p) for p in paths]
+        if len(self._names) != len(self._paths):
+            raise ValueError("one name per image path")
         self._fps = float(fps)
         if not _plausible_fps(self._fps):
             raise SourceError(f"invalid fps for images: {fps}")
         self._first: tuple[int, np.ndarray] | None = None
+        why = ""
         for i, p in enumerate(self._paths):
-            img = _read_image(p)
+            img, why = _read_image(p)
             if img is not None:
                 self._first = (i, img)
                 break
             if len(self._paths) > 1:
-                log.warning("skipping unreadable image: %s", p)
+                log.warning("skipping unreadable image: %s (%s)", p, why)
         if self._first is None:
             self._closed = True
             if len(self._paths) == 1:
-                raise SourceError(f"cannot read image: {self._paths[0]}")
+                raise SourceError(f"cannot read image: {self._paths[0]} ({why})")
             raise SourceError(f"no readable images in {what or 'source'} ({len(self._paths)} files)")
         h, w = self._first[1].shape[:2]
         self._size = (int(w), int(h))
@@ -264,17 +313,21 @@ class ImageSource(FrameSource):
     def paths(self) -> list[Path]:
         return list(self._paths)
 
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
+
     def _generate(self) -> Iterator[tuple[np.ndarray, float, str]]:
         assert self._first is not None
         start, first = self._first
         self._first = None  # let the decoded image go once yielded
-        yield first, time.monotonic(), self._paths[start].name
-        for p in self._paths[start + 1:]:
-            img = _read_image(p)
+        yield first, time.monotonic(), self._names[start]
+        for p, name in zip(self._paths[start + 1:], self._names[start + 1:]):
+            img, why = _read_image(p)
             if img is None:
-                log.warning("skipping unreadable image: %s", p)
+                log.warning("skipping unreadable image: %s (%s)", p, why)
                 continue
-            yield img, time.monotonic(), p.name
+            yield img, time.monotonic(), name
 
 
 # ---------------------------------------------------------------------------------
@@ -356,66 +409,106 @@ class CameraSource(FrameSource):
 
     ``capture_factory(device)`` builds the capture; pass e.g.
     ``lambda i: cv2.VideoCapture(i, cv2.CAP_DSHOW)`` to pick a backend, or a fake with
-    ``isOpened/read/get/set/release`` in tests. The capture is only touched by the
-    reader thread after opening, since cv2 captures are not thread-safe; it is
-    released by that thread when it stops.
+    ``isOpened/read/get/set/release`` in tests. It runs on the reader thread, as does
+    everything else that touches the capture (cv2 captures are not thread-safe), so a
+    stream URL that hangs in open costs at most ``open_timeout`` (and Ctrl-C is
+    answered at once): the thread releases the capture whenever the call returns.
+    ``width``, ``height``, ``fps`` and ``fourcc`` (e.g. ``"MJPG"``, which lets many USB
+    cameras deliver 720p/1080p at full rate) are asked of the driver; what it
+    delivers is in :attr:`size`, :attr:`fps` and :attr:`fourcc`.
     """
 
     def __init__(self, device: int | str = 0, *, width: int | None = None, height: int | None = None,
+                 fps: float | None = None, fourcc: str | None = None,
                  stall_timeout: float = 2.0, open_timeout: float = 5.0, max_read_failures: int = 10,
                  fps_window: float = 1.0,
-                 capture_factory: Callable[[Any], Any] = cv2.VideoCapture) -> None:
+                 capture_factory: Callable[[Any], Any] | None = None) -> None:
         super().__init__(str(device))
         self._device = device
         self._what = f"camera {device}" if isinstance(device, int) else f"stream {device}"
         self.stall_timeout = float(stall_timeout)
         self._max_failures = max(1, int(max_read_failures))
         self._fps_window = float(fps_window)
+        self.requested = {"width": width, "height": height, "fps": fps, "fourcc": fourcc}
         self._cond = threading.Condition()
         self._latest: tuple[np.ndarray, float] | None = None
         self._seq = 0  # frames stored by the reader
         self._seen = 0  # seq of the frame the iterator returned last
         self._stop = False
+        self._opened: bool | None = None  # None while the capture is being opened
         self._reader_done = False
         self._stamps: list[float] = []
         self._fps_measured: float | None = None
         self._fps_final = False
-        self._thread: threading.Thread | None = None
-
+        self._reported_fps: float | None = None
+        self._fourcc = ""
+        factory = capture_factory or (lambda dev: _default_capture(dev, open_timeout))
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._reader, args=(factory,), name=f"camera-{device}", daemon=True)
         try:
-            cap = capture_factory(device)
-            opened = bool(cap.isOpened())
-        except cv2.error:
-            cap, opened = None, False
-        if not opened:
-            self._closed = True
-            if cap is not None:
-                cap.release()
-            raise SourceError(f"cannot open {self._what}")
-        self._cap = cap
-        if width:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, float(width))
-        if height:
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, float(height))
-        self._reported_fps = _plausible_fps(cap.get(cv2.CAP_PROP_FPS))
+            self._thread.start()
+            self._await_first_frame(float(open_timeout))
+        except BaseException:
+            self.close()
+            raise
 
-        self._thread = threading.Thread(target=self._reader, name=f"camera-{device}", daemon=True)
-        self._thread.start()
+    def _await_first_frame(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         with self._cond:
-            self._cond.wait_for(lambda: self._seq > 0 or self._reader_done, timeout=open_timeout)
+            self._cond.wait_for(lambda: self._opened is not None, timeout=timeout)
+            opened = self._opened
+        if opened is None:
+            raise SourceError(f"{self._what} did not open within {timeout:g} s")
+        if not opened:
+            raise SourceError(f"cannot open {self._what}")
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > 0 or self._reader_done,
+                                timeout=max(0.0, deadline - time.monotonic()))
             first = self._latest
         if first is None:
-            self.close()
-            raise SourceError(f"{self._what} opened but delivered no frame within {open_timeout:g} s")
+            raise SourceError(f"{self._what} opened but delivered no frame within {timeout:g} s")
         h, w = first[0].shape[:2]
         self._size = (int(w), int(h))
 
     # -- reader thread -------------------------------------------------------------
-    def _reader(self) -> None:
-        cap = self._cap
+    def _open(self, factory: Callable[[Any], Any]) -> Any:
+        """The capture, configured, or None; tells the waiting constructor either way."""
+        try:
+            cap = factory(self._device)
+            opened = bool(cap.isOpened())
+        except cv2.error:
+            cap, opened = None, False
+        if opened and not self._stop:
+            self._configure(cap)
+        elif cap is not None:
+            cap.release()  # failed, or opened after the constructor gave up waiting
+            cap, opened = None, False
+        with self._cond:
+            self._opened = opened
+            self._cond.notify_all()
+        return cap
+
+    def _configure(self, cap: Any) -> None:
+        req = self.requested
+        if req["fourcc"]:  # before the size: some drivers offer large sizes only compressed
+            cap.set(cv2.CAP_PROP_FOURCC, float(cv2.VideoWriter_fourcc(*req["fourcc"])))
+        if req["width"]:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, float(req["width"]))
+        if req["height"]:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, float(req["height"]))
+        if req["fps"]:
+            cap.set(cv2.CAP_PROP_FPS, float(req["fps"]))
+        self._reported_fps = _plausible_fps(cap.get(cv2.CAP_PROP_FPS))
+        code = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
+        text = "".join(chr((code >> 8 * i) & 0xFF) for i in range(4))
+        self._fourcc = text if code and text.isprintable() and text.strip() else ""
+
+    def _reader(self, factory: Callable[[Any], Any]) -> None:
+        cap = None
         failures = 0
         try:
-            while not self._stop:
+            cap = self._open(factory)
+            while cap is not None and not self._stop:
                 try:
                     ok, img = cap.read()
                 except cv2.error as e:
@@ -443,7 +536,8 @@ class CameraSource(FrameSource):
                 self._reader_done = True
                 self._finish_fps(complete=False)
                 self._cond.notify_all()
-            cap.release()
+            if cap is not None:
+                cap.release()
 
     def _note_stamp(self, now: float) -> None:
         if self._fps_final:
@@ -480,6 +574,16 @@ class CameraSource(FrameSource):
     @property
     def size(self) -> tuple[int, int]:
         return self._size
+
+    @property
+    def reported_fps(self) -> float | None:
+        """The rate the driver says it delivers (None when it gives no usable one)."""
+        return self._reported_fps
+
+    @property
+    def fourcc(self) -> str:
+        """The pixel format the driver says it delivers (e.g. ``MJPG``, ``YUYV``), or ''."""
+        return self._fourcc
 
     @property
     def is_live(self) -> bool:
@@ -523,13 +627,28 @@ class CameraSource(FrameSource):
             self._stop = True
             self._cond.notify_all()
         t = self._thread
-        if t is None or t is threading.current_thread():
-            return
+        if t is None or t is threading.current_thread() or self._opened is None:
+            return  # still inside the factory call (a hanging stream): it releases on return
         # read() can block inside the driver (a few seconds on V4L2 after an unplug);
         # the thread releases the capture itself as soon as it returns.
         t.join(timeout=max(1.0, self.stall_timeout + 1.0))
         if t.is_alive():
             log.warning("%s: reader still blocked in read(); capture is released when it returns", self._what)
+
+
+def _default_capture(device: int | str, timeout: float) -> Any:
+    """cv2.VideoCapture; a stream URL also gets FFmpeg's own open and read timeouts,
+    so that its thread gives up too (OpenCV's default is 30 s)."""
+    if isinstance(device, str) and "://" in device:
+        # a little shorter than the source's own wait, so that FFmpeg gives up (and the
+        # thread ends) first, with its own reason
+        ms = int(max(0.1, 0.8 * timeout) * 1000)
+        try:
+            return cv2.VideoCapture(device, cv2.CAP_ANY,
+                                    [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        except (cv2.error, TypeError, AttributeError):  # an OpenCV without open parameters
+            pass
+    return cv2.VideoCapture(device)
 
 
 # ---------------------------------------------------------------------------------
@@ -541,20 +660,55 @@ def _sorted_images(paths: Sequence[Path]) -> list[Path]:
     return sorted((p for p in paths if p.is_file() and _is_image(p)), key=str)
 
 
+def glob_root(pattern: str) -> Path:
+    """The folder a glob starts from: its leading parts without wildcards
+    (``digits/*/*.png`` -> ``digits``), so matches can be named relative to it."""
+    parts = Path(os.path.expanduser(pattern)).parts
+    fixed = list(itertools.takewhile(lambda part: not globmod.has_magic(part), parts[:-1]))
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _relative_names(paths: Sequence[Path], root: Path) -> list[str]:
+    return [Path(os.path.relpath(p, root)).as_posix() for p in paths]
+
+
+def _special_file(path: Path) -> str | None:
+    """What ``path`` is when it exists but is neither a file nor a folder, else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return None
+
+
 def open_source(spec: str | int | os.PathLike[str], *, fps: float = DEFAULT_IMAGE_FPS,
-                width: int | None = None, height: int | None = None, stall_timeout: float = 2.0,
+                width: int | None = None, height: int | None = None, camera_fps: float | None = None,
+                fourcc: str | None = None, stall_timeout: float = 2.0, open_timeout: float = 5.0,
                 capture_factory: Callable[[Any], Any] | None = None) -> FrameSource:
     """Open a frame source from a camera index, URL, video, image, folder or glob.
 
-    ``fps`` applies to image sources only (the rate to record them at); ``width`` and
-    ``height`` are requested from cameras; ``stall_timeout`` ends a live source that
-    stops delivering frames; ``capture_factory`` replaces cv2.VideoCapture for
-    cameras and videos. Raises :class:`SourceError` with a one-line message when the
-    source cannot be opened or yields no first frame.
+    ``fps`` applies to image sources only (the rate to record them at); ``width``,
+    ``height``, ``camera_fps`` and ``fourcc`` are requested from cameras;
+    ``open_timeout`` bounds how long a camera or stream may take to deliver its first
+    frame, ``stall_timeout`` ends a live source that stops delivering frames;
+    ``capture_factory`` replaces cv2.VideoCapture for cameras and videos. Raises
+    :class:`SourceError` with a one-line message when the source cannot be opened or
+    yields no first frame.
+
+    Frames are named by the path as given; a folder's or a glob's images by their path
+    relative to the folder or to the glob's fixed leading part (``digits/*/*.png``
+    names ``digits/3/0.png`` ``3/0.png``).
     """
     if isinstance(spec, bool):
         raise SourceError(f"invalid source: {spec!r}")
-    cam_kwargs: dict[str, Any] = dict(width=width, height=height, stall_timeout=stall_timeout)
+    cam_kwargs: dict[str, Any] = dict(width=width, height=height, fps=camera_fps, fourcc=fourcc,
+                                      stall_timeout=stall_timeout, open_timeout=open_timeout)
     if capture_factory is not None:
         cam_kwargs["capture_factory"] = capture_factory
     if isinstance(spec, int):
@@ -572,12 +726,19 @@ def open_source(spec: str | int | os.PathLike[str], *, fps: float = DEFAULT_IMAG
         images = _sorted_images(list(path.iterdir()))
         if not images:
             raise SourceError(f"no images in folder: {text}")
-        return ImageSource(images, fps=fps, name=text, what=f"folder: {text}")
+        return ImageSource(images, fps=fps, name=text, what=f"folder: {text}",
+                           names=_relative_names(images, path))
     if path.is_file():
         if _is_image(path):
-            return ImageSource([path], fps=fps, name=text)
+            return ImageSource([path], fps=fps, name=text, names=[text])
         vid_kwargs = {} if capture_factory is None else {"capture_factory": capture_factory}
         return VideoSource(path, **vid_kwargs)
+    if path.exists() and path.is_char_device():  # /dev/video0: a camera by its device path
+        return CameraSource(text, **cam_kwargs)
+    special = _special_file(path)
+    if special is not None:
+        raise SourceError(f"cannot read {text}: it is {special}, not a video or image file "
+                          "(give a file, a folder, a glob, a camera index or a stream URL)")
     if globmod.has_magic(text):
         matches = [Path(m) for m in globmod.glob(os.path.expanduser(text), recursive=True)]
         if not matches:
@@ -585,7 +746,8 @@ def open_source(spec: str | int | os.PathLike[str], *, fps: float = DEFAULT_IMAG
         images = _sorted_images(matches)
         if not images:
             raise SourceError(f"no images match glob: {text} ({len(matches)} other files)")
-        return ImageSource(images, fps=fps, name=text, what=f"glob: {text}")
+        return ImageSource(images, fps=fps, name=text, what=f"glob: {text}",
+                           names=_relative_names(images, glob_root(text)))
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
         raise SourceError(f"image file not found: {text}")

@@ -1,6 +1,7 @@
 """Frame-to-frame tracking that steadies live labels: the one stateful stage.
 
-Each digit is matched to its track from the previous frames by box overlap; the track
+Each digit is matched to its track from the previous frames by box overlap (candidate
+pairs from a grid of box-sized cells, so a dense page costs O(n log n), not every pair); the track
 keeps the class probabilities of its last ``window`` frames and reports their mean.
 Its label changes only when the averaged evidence for another digit beats the current
 label by a margin (hysteresis), so a steady camera shows steady labels while a real
@@ -18,12 +19,68 @@ import numpy as np
 from realtime.recognizer import Detection
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+def _runs(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``keys``, the indices into ``sorted_keys`` holding that key: returned
+    as (which key, index) pairs, all runs at once."""
+    lo = np.searchsorted(sorted_keys, keys, side="left")
+    counts = np.searchsorted(sorted_keys, keys, side="right") - lo
+    which = np.repeat(np.arange(len(keys)), counts)
+    starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
+    return which, starts + np.arange(len(which))
+
+
+def _candidate_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) of boxes ``a[i]`` and ``b[j]`` ([N, 4] x, y, w, h) that may
+    overlap: boxes bucketed on a grid whose cell is the largest side of any box, so two
+    boxes that overlap have their corners in the same or neighbouring cells. On a page
+    of similar digits each box meets a handful of others, so a dense frame costs
+    O(n log n) rather than every track against every detection."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    cell = max(float(a[:, 2:].max()), float(b[:, 2:].max()), 1.0)
+    low = np.minimum(a[:, :2].min(0), b[:, :2].min(0))
+    ag = np.floor((a[:, :2] - low) / cell).astype(np.int64) + 1  # >= 1, so a neighbour is >= 0
+    bg = np.floor((b[:, :2] - low) / cell).astype(np.int64) + 1
+    rows = int(max(ag[:, 1].max(), bg[:, 1].max())) + 2
+    order = np.argsort(bg[:, 0] * rows + bg[:, 1], kind="stable")
+    sorted_keys = (bg[:, 0] * rows + bg[:, 1])[order]
+    ai, bj = [], []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            which, at = _runs(sorted_keys, (ag[:, 0] + dx) * rows + ag[:, 1] + dy)
+            ai.append(which)
+            bj.append(order[at])
+    return np.concatenate(ai), np.concatenate(bj)
+
+
+def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each row of ``a`` with the same row of ``b`` ([K, 4] x, y, w, h)."""
+    ix = np.clip(np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
     inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match_boxes(tracks: np.ndarray, dets: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching by descending IoU, pairs below ``threshold`` never
+    matched (ties go to the later track, then the later detection). ``tracks`` and
+    ``dets`` are [N, 4] x, y, w, h boxes; returns ``(track index, detection index)``."""
+    ti, di = _candidate_pairs(np.asarray(tracks, np.float64).reshape(-1, 4),
+                              np.asarray(dets, np.float64).reshape(-1, 4))
+    if len(ti) == 0:
+        return []
+    s = _iou_pairs(np.asarray(tracks, np.float64)[ti], np.asarray(dets, np.float64)[di])
+    keep = s >= threshold
+    ti, di, s = ti[keep], di[keep], s[keep]
+    used_t, used_d, out = set(), set(), []
+    for k in np.lexsort((-di, -ti, -s)):
+        t, d = int(ti[k]), int(di[k])
+        if t not in used_t and d not in used_d:
+            used_t.add(t)
+            used_d.add(d)
+            out.append((t, d))
+    return out
 
 
 @dataclass
@@ -65,20 +122,8 @@ class Tracker:
         self._next_id = 0
 
     def _match(self, dets: Sequence[Detection]) -> list[tuple[int, int]]:
-        pairs = []
-        for ti, t in enumerate(self.tracks):
-            for di, d in enumerate(dets):
-                s = _iou(t.box, d.box)
-                if s >= self.iou_threshold:
-                    pairs.append((s, ti, di))
-        pairs.sort(reverse=True)
-        used_t, used_d, out = set(), set(), []
-        for _, ti, di in pairs:
-            if ti not in used_t and di not in used_d:
-                used_t.add(ti)
-                used_d.add(di)
-                out.append((ti, di))
-        return out
+        return match_boxes(np.array([t.box for t in self.tracks], np.float64).reshape(-1, 4),
+                           np.array([d.box for d in dets], np.float64).reshape(-1, 4), self.iou_threshold)
 
     def update(self, detections: Sequence[Detection]) -> list[Detection]:
         matches = self._match(detections)

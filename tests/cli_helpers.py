@@ -32,6 +32,7 @@ DEMO_CONFIG: dict[str, Any] = dict(
 )
 
 TOP_KEYS = ("frame", "source", "ms", "detections")
+LATER_KEYS = ("numbers", "t")  # added after the documented ones, in this order
 DETECTION_KEYS = {"box", "digit", "confidence"}
 NUMBER_KEYS = {"value", "box", "digits"}
 
@@ -46,6 +47,8 @@ def cli_env(**extra: str) -> dict[str, str]:
     env.pop("WAYLAND_DISPLAY", None)
     env["QT_QPA_PLATFORM"] = "offscreen"
     env["PYTHONUNBUFFERED"] = "1"
+    # the repository importable from any working folder (outputs that default to the cwd)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
@@ -54,10 +57,18 @@ def cli_command(args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "realtime", *[str(a) for a in args]]
 
 
-def run_cli(args: Sequence[str], *, timeout: float = 120.0, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def run_cli(args: Sequence[str], *, timeout: float = 120.0, cwd: Path = REPO,
+            preexec_fn: Any = None) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion; stdout and stderr are captured as text."""
     return subprocess.run(cli_command(args), cwd=cwd, env=cli_env(), capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+                          timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
+
+
+def timed_cli(args: Sequence[str], *, timeout: float = 60.0) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the CLI; also return the process's own wall time (start to exit, in seconds)."""
+    t0 = time.monotonic()
+    proc = run_cli(args, timeout=timeout)
+    return proc, time.monotonic() - t0
 
 
 def start_cli(args: Sequence[str], *, cwd: Path = REPO) -> subprocess.Popen[str]:
@@ -179,11 +190,16 @@ def check_record(rec: Mapping[str, Any], *, index: int, source: str | None,
     >= 0, ``detections`` [{``box`` [x, y, w, h] ints inside the ``size`` (w, h) frame,
     ``digit`` int 0-9, ``confidence`` float in [0, 1]}], in that order; later keys are
     allowed, and ``numbers`` when present is [{``value`` str of digits, ``box`` 4 ints,
-    ``digits`` indices into detections}] whose value spells those detections' digits.
+    ``digits`` indices into detections}] whose value spells those detections' digits;
+    ``t`` (seconds since the start) a number >= 0, after ``numbers``.
     """
     where = f"frame {index}"
     keys = list(rec)
     assert keys[:4] == list(TOP_KEYS), f"{where}: keys must start with {TOP_KEYS}, got {keys}"
+    later = [k for k in keys[4:] if k in LATER_KEYS]
+    assert later == [k for k in LATER_KEYS if k in later], f"{where}: later keys out of order: {keys}"
+    if "t" in rec:
+        assert (_is_float(rec["t"]) or _is_int(rec["t"])) and rec["t"] >= 0, f"{where}: 't' is {rec['t']!r}"
     assert _is_int(rec["frame"]) and rec["frame"] == index, f"{where}: 'frame' is {rec['frame']!r}"
     assert isinstance(rec["source"], str), f"{where}: 'source' is {rec['source']!r}"
     if source is not None:
@@ -224,3 +240,6 @@ def check_records(records: Sequence[Mapping[str, Any]], *, sources: Sequence[str
         src = sources if sources is None or isinstance(sources, str) else sources[i]
         size = sizes if sizes is None or isinstance(sizes[0], int) else sizes[i]  # type: ignore[index]
         check_record(rec, index=i, source=src, size=size)  # type: ignore[arg-type]
+        assert "t" in rec, f"frame {i}: no 't'"
+        if i:
+            assert rec["t"] >= records[i - 1]["t"], f"frame {i}: 't' went back ({records[i - 1]['t']} -> {rec['t']})"

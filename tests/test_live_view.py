@@ -210,3 +210,159 @@ def test_rows_give_separate_numbers_in_reading_order():
         assert "".join(str(dets[i].digit) for i in n["digits"]) == n["value"]
     assert sorted(i for n in nums for i in n["digits"]) == list(range(len(dets)))
     assert group_numbers([]) == []
+
+
+# --------------------------------------------------------------------------- dense frames
+
+
+def _page(n: int, seed: int) -> list[Detection]:
+    """``n`` digit detections in rows on a page, a pixel of jitter per frame (``seed``)."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    out = []
+    for i in range(n):
+        r, c = divmod(i, side)
+        box = (c * 22 + int(rng.integers(0, 2)), r * 34 + int(rng.integers(0, 2)), 15, 26)
+        out.append(_det(i % 10, box, p=0.9))
+    return out
+
+
+def _brute_force_matches(tracks, dets, threshold):
+    """Every track against every detection, greedy by IoU (the tracker's rule, written plainly)."""
+    def iou(a, b):
+        ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+        iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+        union = a[2] * a[3] + b[2] * b[3] - ix * iy
+        return ix * iy / union if union > 0 else 0.0
+
+    pairs = sorted(((iou(t, d), ti, di) for ti, t in enumerate(tracks) for di, d in enumerate(dets)
+                    if iou(t, d) >= threshold), reverse=True)
+    used_t, used_d, out = set(), set(), []
+    for _, ti, di in pairs:
+        if ti not in used_t and di not in used_d:
+            used_t.add(ti)
+            used_d.add(di)
+            out.append((ti, di))
+    return out
+
+
+def test_box_matching_equals_every_pair_compared():
+    from realtime.tracker import match_boxes
+
+    rng = np.random.default_rng(4)
+    for trial in range(30):
+        n_t, n_d = int(rng.integers(0, 40)), int(rng.integers(0, 40))
+        def boxes(n):
+            xy = rng.integers(0, 200, (n, 2))
+            wh = rng.integers(1, 60, (n, 2))
+            return [tuple(int(v) for v in row) for row in np.hstack([xy, wh])]
+        tracks, dets = boxes(n_t), boxes(n_d)
+        got = match_boxes(np.array(tracks).reshape(-1, 4), np.array(dets).reshape(-1, 4), 0.3)
+        assert sorted(got) == sorted(_brute_force_matches(tracks, dets, 0.3)), trial
+
+
+def test_tracker_cost_grows_linearly_on_dense_frames():
+    """A dense page (a 1080p sheet of printed digits gives ~2000 boxes): four times the
+    digits may cost about four times as long, not sixteen (every track against every
+    detection). Medians of interleaved rounds, as a ratio, so a slow machine passes too."""
+    import time
+
+    def cost(n: int) -> float:
+        tr = Tracker()
+        tr.update(_page(n, 0))
+        frames = [_page(n, k) for k in range(1, 4)]
+        t = time.perf_counter()
+        for f in frames:
+            out = tr.update(f)
+        elapsed = (time.perf_counter() - t) / len(frames)
+        assert len(out) == n and len(tr.tracks) == n, "every digit keeps its one track"
+        return elapsed
+
+    small, large = [], []
+    for _ in range(3):
+        small.append(cost(300))
+        large.append(cost(1200))
+    ratio = float(np.median(large) / np.median(small))
+    print(f"tracker update: {1000 * np.median(small):.1f} ms for 300 digits, "
+          f"{1000 * np.median(large):.1f} ms for 1200 (ratio {ratio:.1f}; linear 4, quadratic 16)")
+    assert ratio < 8.0, f"4x the digits cost {ratio:.1f}x as long: matching is not bounded"
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _check_layout(lay, shape) -> None:
+    h, w = shape[:2]
+    rects = [lab.rect for lab in lay.labels]
+    for i, r in enumerate(rects):
+        assert r[0] >= 0 and r[1] >= 0 and r[0] + r[2] <= w and r[1] + r[3] <= h, f"label {r} leaves the frame"
+        if lay.status is not None:
+            assert not _overlaps(r, lay.status), f"label {lay.labels[i].text!r} {r} under the status bar"
+        for j in range(i):
+            assert not _overlaps(r, rects[j]), \
+                f"labels {lay.labels[j].text!r} {rects[j]} and {lay.labels[i].text!r} {r} overlap"
+
+
+def test_labels_never_collide_on_touching_digits(recognizer, mnist_test):
+    """Touching digits in numbers (the case that drew "2 96(9%"), on a webcam view and on
+    a portrait sheet: every label inside the frame, none over another or the status bar,
+    every digit labelled (one may give way), text sized to the frame (at least 1/45 of its short side)."""
+    from realtime.overlay import layout, status_text
+
+    scenes = [(1, SceneConfig(width=640, height=480, n_digits=40, group_prob=1.0, touching_prob=0.6,
+                              digit_px=(24, 50))),
+              (2, SceneConfig(width=410, height=594, n_digits=30, group_prob=0.8, touching_prob=0.5,
+                              digit_px=(30, 60)))]
+    for seed, cfg in scenes:
+        frame, _, _ = render_scene(seed, cfg, mnist_test)
+        dets = recognizer.detect(frame)
+        assert len(dets) >= 20
+        lay = layout(frame.shape, dets, group_numbers(dets), status_text(180.0, 5.5, len(dets), latency_ms=12))
+        _check_layout(lay, frame.shape)
+        digit_labels = [lab for lab in lay.labels if lab.kind == "digit"]
+        labelled = {lab.index for lab in digit_labels}
+        assert len(labelled) == len(digit_labels) and len(labelled) >= len(dets) - 1, \
+            f"{len(dets) - len(labelled)} of {len(dets)} digits lost their labels"
+        for lab in digit_labels:
+            assert lab.text.split()[0] == str(dets[lab.index].digit)
+            assert lab.rect[3] >= min(frame.shape[:2]) / 45, f"{lab.rect[3]} px label on a {frame.shape[:2]} frame"
+
+
+def test_crowded_labels_lose_the_percentage_then_shrink():
+    """A 14x9 grid of boxes a few pixels apart: no place for full labels, so they go
+    without the % and smaller, and still never overlap."""
+    from realtime.overlay import label_scale, layout, status_text
+
+    dets = [_det((14 * r + c) % 10, (4 + 22 * c, 30 + 23 * r, 18, 20)) for r in range(9) for c in range(14)]
+    lay = layout((240, 320, 3), dets, [], status_text(30.0, 20.0, len(dets)))
+    _check_layout(lay, (240, 320))
+    texts = [lab.text for lab in lay.labels]
+    assert any("%" not in t for t in texts) and len(texts) >= 0.5 * len(dets), (len(texts), lay.dropped)
+    full = label_scale((240, 320), [d.box for d in dets])
+    assert min(lab.scale for lab in lay.labels) < full
+    # with room to spare, a label keeps its percentage and full size
+    alone = layout((240, 320, 3), [_det(4, (150, 120, 18, 20))], [], None)
+    assert [lab.text for lab in alone.labels] == ["4 95%"] and alone.labels[0].scale == pytest.approx(
+        label_scale((240, 320), [(150, 120, 18, 20)]))
+
+
+def test_draw_frame_draws_labels_over_number_boxes():
+    """A number's box is drawn first and its digits' labels over it: the label's
+    background is unbroken where the box's top edge runs under it."""
+    from realtime.overlay import draw_frame, layout
+
+    frame = np.full((240, 320, 3), 255, np.uint8)
+    dets = [_det(1, (100, 100, 18, 30)), _det(2, (120, 100, 18, 30))]
+    nums = [{"value": "12", "box": [100, 100, 38, 30], "digits": [0, 1]}]
+    out = draw_frame(frame, dets, nums)
+    for lab in layout(frame.shape, dets, nums).labels:
+        x, y, w, h = lab.rect
+        patch = out[y:y + h, x:x + w].reshape(-1, 3)
+        background = np.array(lab.colour, np.uint8)
+        assert not np.any(np.all(patch == np.array((255, 120, 0), np.uint8), axis=1)), \
+            f"the number's box cuts through label {lab.text!r}"
+        assert np.mean(np.all(patch == background, axis=1)) > 0.4

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from pathlib import Path
@@ -75,7 +77,7 @@ def test_single_image_and_grayscale(tmp_path: Path) -> None:
     with open_source(p) as src:
         assert src.length == 1 and src.size == (32, 24)
         (f,) = list(src)
-    assert f.name == "g.png" and f.index == 0
+    assert f.name == str(p) and f.index == 0  # the path as given
     assert f.image.shape == (24, 32, 3)
     assert np.array_equal(f.image[..., 0], gray) and np.array_equal(f.image[..., 2], gray)
 
@@ -93,19 +95,71 @@ def test_unreadable_image_in_folder_is_skipped(image_dir: Path, caplog: pytest.L
 def test_unreadable_only_image(tmp_path: Path) -> None:
     bad = tmp_path / "x.png"
     bad.write_bytes(b"\x89PNG not really")
-    with pytest.raises(SourceError, match=r"^cannot read image: .*x\.png$"):
+    with pytest.raises(SourceError, match=r"^cannot read image: .*x\.png \(not a readable image\)$"):
         open_source(str(bad))
     d = tmp_path / "d"
     d.mkdir()
     (d / "only.png").write_bytes(b"")
     # A folder whose only image is unreadable names that file.
-    with pytest.raises(SourceError, match=r"^cannot read image: .*only\.png$"):
+    with pytest.raises(SourceError, match=r"^cannot read image: .*only\.png \(empty file\)$"):
         open_source(str(d))
     (d / "two.png").write_bytes(b"nope")
     with pytest.raises(SourceError, match=r"^no readable images in folder: .*d \(2 files\)$"):
         open_source(str(d))
     with pytest.raises(SourceError, match="cannot read image"):
         ImageSource([d / "only.png"])
+
+
+def test_names_relative_to_the_glob_or_folder_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A glob over digits/*/*.png names 3/0.png and 7/0.png, not two lines called 0.png."""
+    for d in ("3", "7"):
+        (tmp_path / "digits" / d).mkdir(parents=True)
+        _write_png(tmp_path / "digits" / d / "0.png", _img(int(d) * 10))
+    monkeypatch.chdir(tmp_path)
+    with open_source("digits/*/*.png") as src:
+        assert [f.name for f in src] == ["3/0.png", "7/0.png"]
+    with open_source(str(tmp_path / "digits" / "*" / "0.png")) as src:
+        assert [f.name for f in src] == ["3/0.png", "7/0.png"]
+    with open_source("digits/**/*.png") as src:
+        assert [f.name for f in src] == ["3/0.png", "7/0.png"]
+    with open_source("digits/3") as src:
+        assert [f.name for f in src] == ["0.png"]
+    with open_source("./digits/7/0.png") as src:
+        assert [f.name for f in src] == ["./digits/7/0.png"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc"])
+def test_corrupt_png_says_nothing_of_its_own(tmp_path: Path, capfd: pytest.CaptureFixture, damage: str) -> None:
+    """libpng prints "libpng error: ..." itself; the one error must be the source's, and
+    it carries the decoder's reason."""
+    ok, data = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    raw = bytearray(data.tobytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[200] ^= 0xFF
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(bytes(raw))
+    capfd.readouterr()
+    with pytest.raises(SourceError, match=r"^cannot read image: .*bad\.png \(.+\)$") as info:
+        open_source(str(bad))
+    if damage == "crc":  # the decoder's words, in the one line
+        assert "libpng error: IDAT: CRC error" in str(info.value)
+    out, err = capfd.readouterr()
+    assert err == "" and out == "", err
+    good = _write_png(tmp_path / "good.png", _img(5))
+    with open_source(tmp_path) as src:  # a folder: the bad one skipped, quietly at the fd level
+        assert [f.name for f in src] == ["good.png"]
+    assert capfd.readouterr().err == ""
+    assert good.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX named pipes")
+def test_fifo_is_named_for_what_it_is(tmp_path: Path) -> None:
+    fifo = tmp_path / "feed.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(SourceError, match=r"^cannot read .*feed\.mp4: it is a named pipe \(FIFO\)"):
+        open_source(str(fifo))
 
 
 def _write_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: float = 10.0) -> None:
@@ -395,3 +449,75 @@ def test_digit_string_and_url_are_live(tmp_path: Path) -> None:
     assert calls == [2, "rtsp://cam.local/stream"]
     with pytest.raises(SourceError, match=r"^cannot open stream http://x/y$"):
         open_source("http://x/y", capture_factory=lambda _d: FakeCapture(opened=False))
+
+
+def test_camera_asks_for_fps_and_fourcc() -> None:
+    class Mjpg(FakeCapture):
+        def get(self, prop: int) -> float:
+            if prop == cv2.CAP_PROP_FOURCC:
+                return float(cv2.VideoWriter_fourcc(*"MJPG"))
+            return super().get(prop)
+
+    fake = Mjpg(frames=[_tagged(i) for i in range(3)], fps=25.0)
+    with open_source("0", width=1280, height=720, camera_fps=60, fourcc="MJPG", capture_factory=lambda _i: fake) as src:
+        assert src.fourcc == "MJPG" and src.reported_fps == 25.0
+        assert src.requested == {"width": 1280, "height": 720, "fps": 60, "fourcc": "MJPG"}
+    assert list(fake.props) == [cv2.CAP_PROP_FOURCC, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT,
+                                cv2.CAP_PROP_FPS], "the pixel format goes first: drivers offer sizes per format"
+    assert fake.props[cv2.CAP_PROP_FPS] == 60.0
+
+
+def test_capture_that_hangs_in_open_honours_open_timeout() -> None:
+    """A stream that never answers blocks inside the capture's constructor: the source
+    gives up after open_timeout, and the capture is released when the call returns."""
+    release = threading.Event()
+    fake = FakeCapture(frames=[_tagged(0)])
+
+    def hanging(_dev):
+        release.wait(30)
+        return fake
+
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match=r"^stream rtsp://cam/x did not open within 0\.5 s$"):
+        open_source("rtsp://cam/x", open_timeout=0.5, capture_factory=hanging)
+    elapsed = time.monotonic() - t0
+    assert 0.5 <= elapsed < 0.5 * 4, elapsed
+    release.set()
+    _wait(lambda: fake.release_calls == 1)
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on the loopback that accepts and never answers (a hung camera)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    accepted = threading.Event()
+    conns = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(c)
+            accepted.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield srv.getsockname()[1], accepted
+    srv.close()
+    for c in conns:
+        c.close()
+
+
+def test_real_stream_that_never_answers(silent_server) -> None:
+    """OpenCV's own FFmpeg open waits 30 s by default; the source gives up after its
+    open_timeout (here 1 s) with one line, whichever of the two gives up first."""
+    port, accepted = silent_server
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match=rf"^(stream http://127\.0\.0\.1:{port}/cam did not open within 1 s"
+                                          rf"|cannot open stream http://127\.0\.0\.1:{port}/cam)$"):
+        open_source(f"http://127.0.0.1:{port}/cam", open_timeout=1.0)
+    assert accepted.is_set(), "the stream was never even asked"
+    assert time.monotonic() - t0 < 1.0 * 5
