@@ -45,12 +45,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(*args: str, workers: int = 1) -> Iterator[Server]:
-    """The web app in a subprocess on a free port; its URL once it listens."""
+def serve(*args: str, workers: int | None = 1) -> Iterator[Server]:
+    """The web app in a subprocess on a free port (``workers`` recognizers; ``None``: the
+    server's default); its URL once it listens."""
     tmp = Path(tempfile.mkdtemp(prefix="web-test-"))
     log = tmp / "stderr.txt"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "realtime.web", "--port", "0", "--workers", str(workers), *args]
+    cmd = [sys.executable, "-m", "realtime.web", "--port", "0", *args]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
     watchdog = threading.Timer(START_WATCHDOG_S, proc.kill)
