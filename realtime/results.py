@@ -27,7 +27,7 @@ import numpy as np
 from realtime.__main__ import frame_record
 from realtime.numbers import group_numbers
 from realtime.overlay import draw_detections, draw_numbers
-from realtime.recognizer import Detection
+from realtime.recognizer import Detection, as_image
 from realtime.tracker import Tracker, detect_tracked
 
 # a repr lists this many digits, then "..." (a full sheet would not fit on a line)
@@ -113,30 +113,9 @@ def decode_image(data: bytes | bytearray | memoryview, name: str = "image") -> n
 
 
 def as_bgr(image: np.ndarray, name: str = "array") -> np.ndarray:
-    """A gray, BGR or BGRA array (uint8, uint16, or float in [0, 1]) as BGR uint8."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array, not {type(image).__name__}")
-    if image.size == 0:
-        raise ValueError(f"{name}: empty image (shape {image.shape})")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise ValueError(f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4), not {image.shape}")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype.kind == "f":
-        if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-            raise ValueError(f"{name}: a float image must hold values in [0, 1]")
-        image = (image * 255 + 0.5).astype(np.uint8)
-    elif image.dtype == np.bool_:
-        image = image.astype(np.uint8) * 255
-    elif image.dtype != np.uint8:
-        raise TypeError(f"{name}: expected a uint8, uint16 or float image, not {image.dtype}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(image)
+    """A gray, BGR or BGRA array (as ``realtime.recognizer.as_image`` accepts it) as BGR uint8."""
+    image = as_image(image, name)
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else np.ascontiguousarray(image)
 
 
 def _from_pil(image: Any) -> np.ndarray:

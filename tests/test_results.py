@@ -138,12 +138,11 @@ def test_a_real_photo(recognizer, photos_dir):
     (3, TypeError, "not int"),
     ([[0, 255]], TypeError, "not list"),
     (b"\x89PNG", TypeError, "not bytes"),
-    (np.zeros((0, 5, 3), np.uint8), ValueError, "empty image"),
-    (np.zeros((5, 5, 2), np.uint8), ValueError, "expected shape"),
-    (np.zeros((2, 5, 5, 3), np.uint8), ValueError, "expected shape"),
-    (np.zeros((5, 5), np.int64), TypeError, "int64"),
-    (np.full((5, 5), 2.0), ValueError, "[0, 1]"),
-    (np.full((5, 5), np.nan), ValueError, "[0, 1]"),
+    (np.zeros((0, 5, 3), np.uint8), ValueError, "empty"),
+    (np.zeros((5, 5, 2), np.uint8), ValueError, "not shape (5, 5, 2)"),
+    (np.zeros((2, 5, 5, 3), np.uint8), ValueError, "not shape (2, 5, 5, 3)"),
+    (np.zeros((5, 5), np.int64), ValueError, "int64"),
+    (np.full((5, 5), np.nan), ValueError, "NaN"),
 ])
 def test_bad_inputs_raise_clear_errors(recognizer, bad, kind, words):
     with pytest.raises(kind) as err:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 log = logging.getLogger("realtime.web")
@@ -78,16 +76,6 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeSettings:
                          smooth=a.smooth, verbose=a.verbose)
 
 
-def optional_weights(given: str | None, env: str, default: Path) -> str | None:
-    """Where an optional reader was loaded from, as ``Recognizer.load`` resolves it."""
-    if given is not None:
-        return given or None
-    value = os.environ.get(env)
-    if value:
-        return value
-    return str(default) if default.is_file() else None
-
-
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket (so that ``--port 0`` can print the port it got)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -109,7 +97,6 @@ def serve(settings: ServeSettings) -> int:
     import cv2
     import uvicorn
 
-    from realtime import recognizer as recognizer_module
     from realtime.recognizer import Recognizer
     from realtime.web.app import WebConfig, create_app, cpu_workers, describe_models
     from realtime.web.pool import FairPool
@@ -123,12 +110,7 @@ def serve(settings: ServeSettings) -> int:
     recs = [Recognizer.load(settings.weights, backend=settings.backend, threads=1,
                             min_confidence=settings.min_confidence, pair_weights=settings.pair_weights,
                             seq_weights=settings.seq_weights) for _ in range(workers)]
-    models = describe_models(
-        recs[0],
-        optional_weights(settings.pair_weights, recognizer_module.PAIR_WEIGHTS_ENV,
-                         recognizer_module.DEFAULT_PAIR_WEIGHTS),
-        optional_weights(settings.seq_weights, recognizer_module.SEQ_WEIGHTS_ENV,
-                         recognizer_module.DEFAULT_SEQ_WEIGHTS))
+    models = describe_models(recs[0])
     config = WebConfig(max_upload_bytes=int(settings.max_upload_mb * 2**20),
                        max_video_frames=settings.max_video_frames, smooth=settings.smooth)
     app = create_app(FairPool(recs), models, config)

@@ -96,21 +96,21 @@ class BodyLimit:
         return f"upload too large (limit {self.max_bytes / 2**20:.0f} MiB)"
 
 
-def describe_models(rec: Recognizer, pair_path: str | None, seq_path: str | None) -> dict[str, Any]:
-    """What ``/api/health`` says about the loaded networks: path, version (the first 12
-    hex digits of the file's sha256), inference backend; ``None`` for a reader that is off."""
+def describe_models(rec: Recognizer) -> dict[str, Any]:
+    """What ``/api/health`` says about the loaded readers: path, version (the first 12 hex
+    digits of the file's sha256), inference backend; ``None`` for a reader that is off."""
 
-    def one(path: str | None, backend: Any) -> dict[str, Any] | None:
-        if path is None or backend is None:
+    def one(reader: Any) -> dict[str, Any] | None:
+        if reader is None:
             return None
-        p = Path(path)
+        p = Path(reader.net.path)
         digest = hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else None
-        return {"path": str(p), "version": digest, "backend": getattr(backend, "name", str(backend))}
+        out = {"path": str(p), "version": digest, "backend": getattr(reader.backend, "name", str(reader.backend))}
+        if "test_accuracy" in reader.net.metrics:
+            out["test_accuracy"] = reader.net.metrics["test_accuracy"]
+        return out
 
-    digits = one(rec.weights_path, rec.backend) or {}
-    if "test_accuracy" in rec.metrics:
-        digits["test_accuracy"] = rec.metrics["test_accuracy"]
-    return {"digits": digits, "pairs": one(pair_path, rec.pair_backend), "numbers": one(seq_path, rec.seq_backend)}
+    return {"digits": one(rec.digit_reader), "pairs": one(rec.pair_reader), "numbers": one(rec.number_reader)}
 
 
 async def leased(pool: FairPool[Recognizer], fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
