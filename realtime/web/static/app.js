@@ -440,8 +440,14 @@ async function showHealth() {
     const response = await fetch("/api/health");
     const h = await response.json();
     const parts = [];
-    for (const [name, m] of Object.entries(h.models)) if (m) parts.push(`${name} ${m.version} (${m.backend})`);
+    const details = [];
+    for (const [name, m] of Object.entries(h.models)) {
+      if (!m) continue;
+      parts.push(`${name} ${m.version.slice(0, 7)}`);
+      details.push(`${name}: ${m.path} (${m.backend})`);
+    }
     $("health").textContent = `${parts.join(" · ")} · ${h.workers} worker${h.workers > 1 ? "s" : ""}`;
+    $("health").title = details.join("\n");
     $("upload-limit").textContent =
       `up to ${Math.round(h.max_upload_bytes / 2 ** 20)} MiB; videos are read up to ${h.max_video_frames} frames`;
   } catch (err) {
