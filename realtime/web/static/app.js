@@ -49,7 +49,7 @@ function label(ctx, text, x, y, colour, size) {
 function drawRecord(ctx, record, scale) {
   ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
   if (!record || !record.detections) return;
-  const size = Math.max(11, Math.round(ctx.canvas.height / 36));
+  const size = Math.max(13, Math.round(ctx.canvas.height / 36));
   ctx.font = `bold ${size}px system-ui, sans-serif`;
   for (const d of record.detections) {
     const [x, y, w, h] = d.box.map((v) => v * scale);
