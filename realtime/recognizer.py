@@ -249,6 +249,13 @@ class Recognizer:
         numbers = NumberReader(load_network(seq_path, "numbers"), backend) if seq_path is not None else None
         return cls(digits, pairs, numbers, config, threads)
 
+    def __call__(self, image: Any, **kwargs: Any) -> Any:
+        """``rec(image_or_path)``: a :class:`realtime.results.Result` for a numpy array, a
+        path or a PIL image (see :func:`realtime.results.recognize` for the options)."""
+        from realtime.results import recognize
+
+        return recognize(self, image, **kwargs)
+
     def with_config(self, config: RecognizerConfig) -> Recognizer:
         """A recognizer with other settings that shares these loaded readers."""
         return Recognizer(self.digit_reader, self.pair_reader, self.number_reader, config, self.threads)
