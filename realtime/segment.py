@@ -55,9 +55,8 @@ class SegmentConfig:
     noise_floor: float = 0.06  # neither threshold goes below this darkness (sensor noise on clean paper)
     min_height_px: int = 12  # a digit is at least this many px tall ...
     min_height_frac: float = 0.02  # ... and this share of the frame's shorter side
-    max_enclosed: int = 2  # a component whose box holds this many marks whole is a frame or a ring, not a digit ...
+    max_enclosed: int = 3  # a component whose box holds this many marks whole is a frame or a ring, not a digit ...
     enclosed_share: float = 0.08  # ... marks at least this share of its height (texture specks in a digit's box are none)
-    enclosed_typical: float = 0.5  # ... and half as tall as the frame's typical marks
     min_aspect: float = 0.06  # width / height; a "1" is very narrow
     max_aspect: float = 5.0  # five slanted touching digits are up to ~4.5x as wide as tall
     min_density: float = 0.03  # ink pixels / box area (a digit holds ~3-4x its stroke-to-height ratio: a 4 in a pen 100x thinner than it, 0.028)
@@ -229,14 +228,9 @@ def strip_lines(mask: np.ndarray, length: tuple[int, int], cfg: SegmentConfig = 
 
 
 def _holders(stats: np.ndarray, shape: tuple[int, int], cfg: SegmentConfig) -> np.ndarray:
-    """Which components hold other marks whole (a grid, a ring round the sheet): at least
-    ``max_enclosed`` of the marks as tall as the frame's typical ones (half the median
-    height of those shaped like a digit: a marker 0's inner slivers are none)."""
-    x, y, w, h = (stats[:, i].astype(np.int64) for i in range(4))
-    like = _digit_like(x, y, x + w, y + h, stats[:, cv2.CC_STAT_AREA].astype(np.float64), shape, cfg, edges=True)
-    marks = h >= least_height(shape, cfg)
-    typical = float(np.median(h[like & marks])) if (like & marks).any() else 0.0
-    return enclosing(stats[:, :4], marks & (h >= cfg.enclosed_typical * typical), cfg.max_enclosed, cfg.enclosed_share)
+    """Which components hold other marks whole (a grid, a ring round the sheet)."""
+    marks = stats[:, cv2.CC_STAT_HEIGHT] >= least_height(shape, cfg)
+    return enclosing(stats[:, :4], marks, cfg.max_enclosed, cfg.enclosed_share)
 
 
 def shaped_like_digits(stats: np.ndarray, shape: tuple[int, int], cfg: SegmentConfig) -> np.ndarray:

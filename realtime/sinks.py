@@ -59,6 +59,7 @@ FOURCC_BY_EXTENSION = {
     ".mov": "mp4v",
     ".avi": "MJPG",
     ".mkv": "MJPG",
+    ".webm": "VP80",  # plays in every browser (the web app's annotated videos)
 }
 # Containers PyAV writes as fragmented H.264 MP4 when it is installed.
 H264_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov"})
