@@ -187,6 +187,10 @@ def piece_pairs(boxes: Sequence[Sequence[int]], cfg: SplitConfig = SplitConfig()
     return [(int(i), int(j)) for i, j in zip(*np.nonzero(ok))]
 
 
+# a pen skip in a union taller than this vanishes when its digit is reduced to MNIST's 20 px
+BRIDGE_MAX_PX = 160
+
+
 def merge_pieces(parts: Sequence[Blob], ink: np.ndarray | None = None, bridge: float = 0.0) -> Blob:
     """One blob of several: the union box, and their masks in it. With ``ink`` (the ink
     map) and ``bridge``, the gaps between two different parts up to ``bridge`` of the
@@ -198,17 +202,18 @@ def merge_pieces(parts: Sequence[Blob], ink: np.ndarray | None = None, bridge: f
     h = max(p.box[1] + p.box[3] for p in parts) - y
     mask = np.zeros((h, w), bool)
     near = np.zeros((h, w), np.uint8)
-    k = max(3, int(round(bridge * h)) | 1)
+    # a skip is a stroke's width or two wide, not a share of a huge union
+    k = int(np.clip(round(bridge * h), 3, 15)) | 1
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     for p in parts:
         px, py, pw, ph = p.box
         mask[py - y : py - y + ph, px - x : px - x + pw] |= p.mask
-        if ink is not None and bridge > 0:
+        if ink is not None and bridge > 0 and h <= BRIDGE_MAX_PX:
             own = np.zeros((h, w), np.uint8)
             own[py - y : py - y + ph, px - x : px - x + pw] = p.mask
             near += cv2.dilate(own, ellipse)
     union = Blob(box=(x, y, w, h), mask=mask)
-    if ink is None or bridge <= 0:
+    if ink is None or bridge <= 0 or h > BRIDGE_MAX_PX:
         return union
     patch = union.ink(ink)
     closed = cv2.morphologyEx(patch, cv2.MORPH_CLOSE, ellipse)

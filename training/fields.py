@@ -35,6 +35,9 @@ NUMBER_WIDTH = 128  # five MNIST-shaped digits side by side, the longest touchin
 NUMBER_BLANK = 10  # the number reader's CTC blank, after the ten digits
 # a field's ink is kept this many px clear of its left and right sides
 WIDE_MARGIN = 2
+# crops longer than this are reduced to it (area-averaged) before their stroke is corrected:
+# the correction's kernels grow with the crop, and nothing finer survives the 20-px box
+MAX_CROP = 256
 
 
 class PairOutputs:
@@ -173,6 +176,15 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray | None = None, size: int = SIZE, 
     return _to_unit(field)[0]
 
 
+def bounded(crop: np.ndarray, longest: int = MAX_CROP) -> np.ndarray:
+    """A uint8 crop reduced (area-averaged) so its longer side is at most ``longest``."""
+    h, w = crop.shape
+    if max(h, w) <= longest:
+        return crop
+    s = longest / max(h, w)
+    return cv2.resize(crop, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
 def to_mnist_crops(crops: Sequence[np.ndarray], size: int = SIZE, box: int = BOX,
                    stroke: float | None = TARGET_STROKE) -> np.ndarray:
     """:func:`to_mnist` of many uint8 ink crops, each already masked and tight around its
@@ -180,7 +192,7 @@ def to_mnist_crops(crops: Sequence[np.ndarray], size: int = SIZE, box: int = BOX
     [N, size, size], filled in uint8 and scaled to [0, 1] in one pass at the end."""
     fields = np.zeros((len(crops), size, size), np.uint8)
     for field, crop in zip(fields, crops):
-        crop = as_u8_ink(crop)
+        crop = bounded(as_u8_ink(crop))
         if stroke is not None:
             crop = adjust_stroke(crop, stroke, box)
         _place(crop, field, box)
