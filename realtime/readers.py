@@ -20,7 +20,7 @@ halved the 2-thread frame rate, and their batches are small.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -39,20 +39,20 @@ BACKENDS = ("auto", "int8", "onnx", "torch")
 @dataclass(frozen=True)
 class DigitReadings:
     """The digit reader's answer for N crops: class probabilities [N, classes]; the first
-    ``digits`` classes are 0-9 (the checkpoint's class names), the rest "not a digit"."""
+    ``digits`` classes are 0-9 (the checkpoint's class names), the rest "not a digit".
+    ``confidence``: each crop's best digit probability, floored (a probability that
+    underflowed to 0 must still have a logarithm)."""
 
     probs: np.ndarray
     digits: int = 10
+    confidence: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "confidence", np.maximum(self.probs[:, : self.digits].max(axis=1), 1e-12))
 
     @property
     def classes(self) -> int:
         return int(self.probs.shape[1])
-
-    @property
-    def confidence(self) -> np.ndarray:
-        """Each crop's best digit probability, floored: a probability that underflowed to
-        0 must still have a logarithm."""
-        return np.maximum(self.probs[:, : self.digits].max(axis=1), 1e-12)
 
     def digit(self, k: int) -> int:
         """Crop ``k``'s likeliest digit."""

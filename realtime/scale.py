@@ -23,7 +23,8 @@ from realtime.segment import SegmentConfig, ink_map, ink_thresholds, shaped_like
 @dataclass(frozen=True)
 class ScaleConfig:
     enabled: bool = True  # measure the marks and read large ones on a smaller copy
-    probe_px: int = 320  # the marks are measured on a copy at most this long
+    probe_px: int = 320  # the marks are measured on a copy at most this long ...
+    least_probe_px: int = 160  # ... or segmentation's own reduced copy, when that is at least this long (cheaper)
     probe_kernel: int = 15  # the probe's closing (at a quarter of its size) removes strokes up to ~an eighth of it
     target_height: float = 64.0  # digits taller than this are read on a smaller copy (MNIST's are 20 px) ...
     max_stroke: float = 16.0  # ... as are strokes wider than this (the ink map's closing removes up to ~30 px)
@@ -62,7 +63,9 @@ def measure(gray: np.ndarray, paper: np.ndarray | None = None, cfg: ScaleConfig 
     h, w = gray.shape[:2]
     f = max(1.0, max(h, w) / cfg.probe_px)
     size = (max(1, round(w / f)), max(1, round(h / f)))
-    src = reduced if reduced is not None and reduced.shape[1] >= size[0] else gray
+    src = reduced if reduced is not None and reduced.shape[1] >= min(size[0], cfg.least_probe_px) else gray
+    if src is reduced and reduced.shape[1] < size[0]:
+        size, f = (reduced.shape[1], reduced.shape[0]), w / reduced.shape[1]
     small = src if src.shape[1] == size[0] else cv2.resize(src, size, interpolation=cv2.INTER_AREA)
     probe_seg = SegmentConfig(bg_kernel=cfg.probe_kernel, min_height_px=max(8, seg.min_height_px // 2))
     ink = ink_map(small, probe_seg)
@@ -73,17 +76,19 @@ def measure(gray: np.ndarray, paper: np.ndarray | None = None, cfg: ScaleConfig 
         mask = cv2.bitwise_and(mask, region)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     stats = stats[1:]
-    if len(stats) == 0:
-        return Scale()
-    peak = np.zeros(n, np.uint8)
-    np.maximum.at(peak, labels[mask > 0], ink[mask > 0])
     # faint ink counts for the smallest: thin pencil digits fade on the probe to a few
     # weak pixels, and must not be reduced away
     visible = (stats[:, cv2.CC_STAT_HEIGHT] >= 3) & (stats[:, cv2.CC_STAT_AREA] >= 4)
-    inked = (peak[1:] >= 255 * strong) & visible
-    if not inked.any():
+    if not visible.any():
         return Scale()
     smallest = float(stats[visible, cv2.CC_STAT_HEIGHT].min()) * f
+    if cfg.keep_height >= smallest:
+        return Scale(smallest=smallest)  # small ink: the frame is read as it is
+    inked = np.zeros(n, bool)
+    inked[labels[(ink >= 255 * strong) & (mask > 0)]] = True
+    inked = inked[1:] & visible
+    if not inked.any():
+        return Scale(smallest=smallest)
     shaped = shaped_like_digits(stats, mask.shape, probe_seg) & inked
     if not shaped.any():
         return Scale(smallest=smallest)

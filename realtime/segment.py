@@ -157,27 +157,32 @@ def _squeeze_count(mask: np.ndarray, squeeze: int, horizontal: bool, at_least: i
     return out
 
 
-def _long_runs(mask: np.ndarray, length: int, horizontal: bool, squeeze: int = 8) -> np.ndarray | None:
-    """Pixels of ``mask`` on straight runs at least ``length`` long along one axis
-    (``None`` when there are none).
-
-    The mask is first squeezed ``squeeze`` times along that axis (averaging), so a line
-    stays a full run while a crossing stroke fades; the opening then needs a kernel
-    ``squeeze`` times shorter on ``squeeze`` times fewer pixels: ~64x cheaper than a
-    full-resolution opening with a kernel a fifth of the frame long.
-    """
-    h, w = mask.shape
-    # faint rules binarize as dashes: a quarter of a cell is enough, and short gaps close
+def _squeezed(mask: np.ndarray, horizontal: bool, squeeze: int = 8) -> np.ndarray:
+    """``mask`` squeezed ``squeeze`` times along one axis (a cell is set where a quarter
+    of its pixels are: faint rules binarize as dashes), short gaps closed: a line stays a
+    full run while a crossing stroke fades. Runs are then found with a kernel ``squeeze``
+    times shorter on ``squeeze`` times fewer pixels: ~64x cheaper than a full-resolution
+    opening with a kernel a fifth of the frame long."""
     small = _squeeze_count(mask, squeeze, horizontal, max(1, squeeze // 4))
-    if horizontal:
-        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, length // squeeze), 1))
-    else:
-        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, length // squeeze)))
     bridge = (3, 1) if horizontal else (1, 3)
-    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bridge))
+    return cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bridge))
+
+
+def _opened(small: np.ndarray, length: int, horizontal: bool, squeeze: int = 8) -> np.ndarray | None:
+    """The cells of a squeezed mask on runs at least ``length`` px long (``None``: none)."""
+    k = max(3, length // squeeze)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1) if horizontal else (1, k))
     opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
-    if not cv2.hasNonZero(opened):
+    return opened if cv2.hasNonZero(opened) else None
+
+
+def _long_runs(mask: np.ndarray, length: int, horizontal: bool, small: np.ndarray | None = None) -> np.ndarray | None:
+    """Pixels of ``mask`` on straight runs at least ``length`` long along one axis
+    (``None`` when there are none); ``small``: its :func:`_squeezed` copy, if made already."""
+    opened = _opened(_squeezed(mask, horizontal) if small is None else small, length, horizontal)
+    if opened is None:
         return None
+    h, w = mask.shape
     return cv2.bitwise_and(grow(opened, (w, h)), mask)
 
 
@@ -198,13 +203,15 @@ def _thin_part(lines: np.ndarray | None, mask: np.ndarray, other: np.ndarray | N
     return thin if cv2.hasNonZero(thin) else None
 
 
-def strip_lines(mask: np.ndarray, length: tuple[int, int], cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
+def strip_lines(mask: np.ndarray, length: tuple[int, int], cfg: SegmentConfig = SegmentConfig(),
+                squeezed: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Drop straight horizontal / vertical runs at least ``length`` (horizontal, vertical)
     px long (ruled and grid lines), then bridge the gaps they leave in strokes that
-    crossed them."""
+    crossed them. ``squeezed``: the mask's :func:`_squeezed` copies along both axes."""
     h, w = mask.shape
-    horiz = _long_runs(mask, length[0], True)
-    vert = _long_runs(mask, length[1], False)
+    sq = squeezed or (None, None)
+    horiz = _long_runs(mask, length[0], True, sq[0])
+    vert = _long_runs(mask, length[1], False, sq[1])
     if horiz is None and vert is None:
         return mask
     # grow the line mask a pixel so anti-aliased line edges go too
@@ -263,12 +270,16 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.n
     no mark is shaped like a digit. No stroke of a digit is that long, however close the
     camera: the scale is the marks', not the frame's."""
     H, W = mask.shape
+    squeezed = (_squeezed(mask, True), _squeezed(mask, False))
+    # no run as long as the shortest line can be: nothing to remove, no marks to measure
+    if all(_opened(sq, cfg.line_min_px, horizontal) is None for sq, horizontal in zip(squeezed, (True, False))):
+        return mask
     height = mark_height(mask, cfg)
     if height is None:
         length = (max(cfg.line_min_px, int(cfg.line_frac * W)), max(cfg.line_min_px, int(cfg.line_frac * H)))
     else:
         length = (max(cfg.line_min_px, int(cfg.line_marks * height)),) * 2
-    return strip_lines(mask, length, cfg)
+    return strip_lines(mask, length, cfg, squeezed)
 
 
 def _hist_median(hist: np.ndarray) -> float:
