@@ -52,6 +52,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks import surfaces
+from benchmarks.handwriting import Pen, pen_digit
+from benchmarks.surfaces import DESK_KINDS
+
 log = logging.getLogger(__name__)
 
 PAPERS = ("white", "cream", "yellow", "gray")
@@ -60,6 +64,12 @@ INKS = ("black", "blue", "red", "pencil")
 BLURS = ("none", "defocus", "motion")
 MOTIONS = ("slow", "steady")
 DISTRACTOR_KINDS = ("letters", "scribbles", "dots", "dashes")
+#: Desk surfaces: the plain/wood texture of the first scenes, and photographic ones.
+DESK_TEXTURES = ("classic",) + DESK_KINDS
+CAST_SHADOWS = ("none", "hand", "phone")
+#: Frames with no handwritten digits: a printed page, a sheet dense with non-digit
+#: marks, nothing but sensor noise.
+CLUTTERS = ("none", "text", "marks", "noise")
 
 #: A pixel belongs to a digit's truth box when its warped ink alpha is at least this
 #: fraction of that digit's peak: it ignores the faint anti-aliased fringe, so boxes are
@@ -100,6 +110,10 @@ class SceneConfig:
     ``lens_blur=0``, ``noise=0``, ``jpeg=0`` (no compression), ``pen_px=0``.
     :meth:`resolve` returns a copy with every ``None`` filled in; ``render_scene``
     returns that resolved copy so a frame's conditions are always known.
+
+    The fields after ``distractor_prob`` are the real-world conditions (what real photos
+    show and the first scenes lacked). They are off by default and drawn only when set
+    to ``None``, so a config that leaves them alone renders as it always has.
     """
 
     width: int = 640
@@ -123,6 +137,18 @@ class SceneConfig:
     touching_prob: float = 0.0  # chance two neighbours in a number touch (overlap 1-2 px)
     distractors: tuple[str, ...] = ()  # non-digit marks to add (DISTRACTOR_KINDS)
     distractor_prob: float = 0.3  # chance a token is a distractor when distractors are on
+    stroke: float | None = 0.0  # pen width / ink height, digits redrawn along their strokes (0: MNIST's own)
+    pen_skips: float | None = 0.0  # chance a digit's strokes are cut apart (a skipping or lifted pen)
+    faint: float | None = 0.0  # ink opacity of faint pencil or a dry pen (0: the pen's own, ~0.7-1)
+    small_01: bool = False  # 0s and 1s written smaller than their row (and more of them)
+    dense: bool = False  # long numbers, narrow gaps between digits, rows close together
+    continental: bool = False  # European 1s (flag, foot), crossed 7s and crossed 0s (and more of them)
+    sheet_edge: bool = False  # the sheet fills the frame but for one or two edges, its shadow on the desk
+    desk_texture: str | None = "classic"  # one of DESK_TEXTURES; None: a photographic one
+    cast_shadow: str | None = "none"  # one of CAST_SHADOWS over part of the frame; None: hand or phone
+    solo: float | None = 0.0  # one digit, its ink this fraction of the frame height (0: rows of digits)
+    paper_tooth: float | None = 0.0  # percent of paper-fibre mottling seen up close
+    clutter: str = "none"  # one of CLUTTERS: a frame with no handwritten digits at all
 
     @classmethod
     def clean(cls, **overrides: Any) -> SceneConfig:
@@ -160,7 +186,28 @@ class SceneConfig:
         if ink == "pencil":
             draws["pen_px"] = pencil_pen
         filled = {k: v for k, v in draws.items() if getattr(self, k) is None}
+        filled.update(self._resolve_conditions(rng))
         return replace(self, **filled)
+
+    def _resolve_conditions(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The real-world conditions set to ``None``, drawn after (and only if asked,
+        so never changing) everything the first scenes draw."""
+        ranges = {
+            # a ballpoint at 20-30 px is 1-2 px wide; a close-up may be any pen
+            "stroke": lambda: rng.uniform(0.015, 0.14) if (self.solo is None or self.solo) else rng.uniform(0.04, 0.08),
+            "pen_skips": lambda: rng.uniform(0.5, 1.0),
+            "faint": lambda: rng.uniform(0.22, 0.42),  # 30-60 grey levels on white paper
+            "desk_texture": lambda: str(rng.choice(DESK_KINDS)),
+            "cast_shadow": lambda: str(rng.choice(CAST_SHADOWS[1:])),
+            "solo": lambda: rng.uniform(0.3, 0.9),
+            "paper_tooth": lambda: rng.uniform(1.5, 5.0),
+        }
+        out: dict[str, Any] = {}
+        for name, draw in ranges.items():
+            if getattr(self, name) is None:
+                value = draw()
+                out[name] = round(float(value), 3) if isinstance(value, float) else value
+        return out
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message for an impossible config."""
@@ -197,6 +244,19 @@ class SceneConfig:
             raise ValueError(f"brightness must be in [0.05, 3], not {self.brightness}")
         if self.pen_px is not None and abs(self.pen_px) > 20:
             raise ValueError(f"pen_px must be in [-20, 20], not {self.pen_px}")
+        self._validate_conditions()
+
+    def _validate_conditions(self) -> None:
+        for name, lo, hi in (("stroke", 0.0, 0.3), ("pen_skips", 0.0, 1.0), ("faint", 0.0, 1.0),
+                             ("solo", 0.0, 0.95), ("paper_tooth", 0.0, 30.0)):
+            value = getattr(self, name)
+            if value is not None and not lo <= value <= hi:
+                raise ValueError(f"{name} must be in [{lo:g}, {hi:g}], not {value}")
+        for name, allowed in (("desk_texture", DESK_TEXTURES), ("cast_shadow", CAST_SHADOWS),
+                              ("clutter", CLUTTERS)):
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -367,6 +427,45 @@ def _digit_alpha(img28: np.ndarray, height: float, angle_deg: float, shear: floa
     return alpha
 
 
+@dataclass(frozen=True)
+class _Hand:
+    """How this writer writes beyond MNIST (``plain``: as MNIST, the first scenes' way)."""
+
+    pen: Pen
+    skips: float  # chance a digit is cut into pieces
+    small_01: bool  # 0s and 1s smaller than the row
+    favoured: tuple[int, ...]  # labels written more often than their share (the condition's digits)
+    dense: bool
+
+    @classmethod
+    def of(cls, cfg: SceneConfig) -> _Hand:
+        favoured = tuple(sorted(({0, 1} if cfg.small_01 else set()) | ({0, 1, 7} if cfg.continental else set())))
+        return cls(Pen(width=float(cfg.stroke or 0.0), grow=int(cfg.pen_px or 0), continental=cfg.continental),
+                   float(cfg.pen_skips or 0.0), cfg.small_01, favoured, cfg.dense)
+
+    @property
+    def redrawn(self) -> bool:
+        """Whether digits are redrawn along their strokes (else MNIST's pixels, scaled)."""
+        return bool(self.pen.width or self.skips or self.pen.continental)
+
+
+def _pick_digit(rng: np.random.Generator, hand: _Hand, labels: np.ndarray, pool: np.ndarray | None) -> int:
+    """An MNIST index (the first scenes' one draw; half the time one of the favoured labels)."""
+    idx = int(rng.integers(labels.shape[0]))
+    if pool is not None and len(pool) and rng.random() < 0.5:
+        idx = int(pool[rng.integers(len(pool))])
+    return idx
+
+
+def _write_digit(rng: np.random.Generator, hand: _Hand, img28: np.ndarray, label: int, height: float,
+                 angle: float, shear: float, pen: int) -> np.ndarray | None:
+    """A digit's alpha as this hand writes it: MNIST's pixels, or redrawn with its pen."""
+    if not hand.redrawn:
+        return _digit_alpha(img28, height, angle, shear, pen)
+    skips = hand.skips > 0 and rng.random() < hand.skips
+    return pen_digit(img28, label, height, angle, shear, replace(hand.pen, skips=skips), rng)
+
+
 def _chaikin(points: np.ndarray, rounds: int = 2) -> np.ndarray:
     """Corner-cutting smoothing so random polylines look like pen scribbles."""
     for _ in range(rounds):
@@ -441,6 +540,8 @@ def _sheet_geometry(rng: np.random.Generator, cfg: SceneConfig, pad: float) -> t
     """
     w, h = cfg.width, cfg.height
     tilt = float(cfg.tilt or 0.0)
+    if cfg.sheet_edge:
+        return _quad_homography(_edge_quad(rng, cfg, pad)) + (False,)
     if not cfg.desk and tilt == 0.0 and pad == 0.0:
         hom, size = _identity_geometry(cfg)
         return hom, size, True
@@ -470,11 +571,37 @@ def _sheet_geometry(rng: np.random.Generator, cfg: SceneConfig, pad: float) -> t
             if all(cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in need):
                 break
             quad = (quad - centre) * 1.03 + centre
+    hom, size = _quad_homography(quad)
+    return hom, size, False
+
+
+def _quad_homography(quad: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Homography from a flat sheet (its size from the quad's sides) onto ``quad``."""
     sw = int(round((np.linalg.norm(quad[1] - quad[0]) + np.linalg.norm(quad[2] - quad[3])) / 2))
     sh = int(round((np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])) / 2))
     src = np.array([[0, 0], [sw - 1, 0], [sw - 1, sh - 1], [0, sh - 1]], np.float32)
     hom = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
-    return hom, (sw, sh), False
+    return hom, (sw, sh)
+
+
+def _edge_quad(rng: np.random.Generator, cfg: SceneConfig, pad: float) -> np.ndarray:
+    """Where a sheet lies that fills the frame but for one or two of its edges, each
+    5-22% of the frame in from the frame's side (the desk beyond it), turned 2-6 deg."""
+    w, h = cfg.width, cfg.height
+    tilt = float(cfg.tilt or 0.0)
+    e = 0.06 + pad
+    box = [-e * w, -e * h, w * (1 + e), h * (1 + e)]  # left, top, right, bottom
+    for side in rng.permutation(4)[: 1 if rng.random() < 0.6 else 2]:
+        extent = w if side % 2 == 0 else h
+        inset = rng.uniform(0.05, 0.22) * extent
+        box[side] = inset if side < 2 else extent - inset
+    left, top, right, bottom = box
+    quad = np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float64)
+    quad = quad + rng.uniform(-1.0, 1.0, (4, 2)) * tilt * 0.04 * np.array([w, h])
+    theta = math.radians(rng.uniform(-1.0, 1.0) * (2.0 + 4.0 * tilt))
+    centre = quad.mean(axis=0)
+    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    return (quad - centre) @ rot.T + centre
 
 
 def _apply_h(hom: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -482,14 +609,16 @@ def _apply_h(hom: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return p[:, :2] / p[:, 2:3]
 
 
-def _layout_region(hom: np.ndarray, sheet: tuple[int, int], cfg: SceneConfig) -> tuple[float, float, float, float]:
-    """Axis-aligned rectangle of the flat sheet that the camera sees (x0, y0, x1, y1)."""
+def _layout_region(hom: np.ndarray, sheet: tuple[int, int], cfg: SceneConfig, frame_margin: float = 0.02,
+                   sheet_margin: float = 0.04) -> tuple[float, float, float, float]:
+    """Axis-aligned rectangle of the flat sheet that the camera sees (x0, y0, x1, y1),
+    ``frame_margin`` of the frame and ``sheet_margin`` of the sheet inside their edges."""
     sw, sh = sheet
     w, h = cfg.width, cfg.height
-    mx, my = 0.02 * w, 0.02 * h
+    mx, my = frame_margin * w, frame_margin * h
     frame = np.array([[mx, my], [w - 1 - mx, my], [w - 1 - mx, h - 1 - my], [mx, h - 1 - my]])
     p = _apply_h(np.linalg.inv(hom), frame)
-    margin = 0.04 * min(sw, sh)
+    margin = sheet_margin * min(sw, sh)
     x0 = max(p[0, 0], p[3, 0], margin)
     x1 = min(p[1, 0], p[2, 0], sw - 1 - margin)
     y0 = max(p[0, 1], p[1, 1], margin)
@@ -543,12 +672,30 @@ def _touch_offset(left: _Glyph, left_dy: int, right: _Glyph, right_dy: int, over
     return max(1, best - overlap)
 
 
+def _gap_in_number(rng: np.random.Generator, dense: bool, h_row: float) -> int:
+    """The gap between two digits of one number (sheet px): well under a digit width;
+    a dense hand leaves 3-12% of the row height, never touching."""
+    if dense:
+        return max(1, int(round(rng.uniform(0.03, 0.12) * h_row)))
+    return max(2, int(round(rng.uniform(0.08, 0.3) * h_row)))
+
+
+def _gap_after_number(rng: np.random.Generator, dense: bool, h_row: float, widest: int) -> float:
+    """The gap after a number: wider than a digit (and than its widest), or, densely
+    written, half a row height or so."""
+    if dense:
+        return rng.uniform(0.45, 0.8) * h_row
+    return max(rng.uniform(0.9, 1.5) * h_row, widest + 2)
+
+
 def _layout(rng: np.random.Generator, cfg: SceneConfig, region: tuple[float, float, float, float],
-            scale: float, images: np.ndarray, labels: np.ndarray, ruled: _RuledLines | None) -> list[_Glyph]:
+            scale: float, images: np.ndarray, labels: np.ndarray, ruled: _RuledLines | None,
+            hand: _Hand) -> list[_Glyph]:
     """Write digits (and distractors) into rows, reading order, non-overlapping."""
     x0, y0, x1, y1 = region
     lo, hi = cfg.digit_px
     pen = int(cfg.pen_px or 0)
+    pool = np.flatnonzero(np.isin(labels, hand.favoured)) if hand.favoured else None
     slant = rng.uniform(-0.25, 0.12)  # one writer, one slant (negative leans right)
     glyphs: list[_Glyph] = []
     n_placed = 0
@@ -565,16 +712,21 @@ def _layout(rng: np.random.Generator, cfg: SceneConfig, region: tuple[float, flo
             alpha, rise = _distractor_alpha(rng, kind, h_row * rng.uniform(0.6, 1.0), pen)
             g = _make_glyph(alpha)
             return [(g, 0, int(round(rise * h_row)))] if g else []
-        k = int(rng.integers(2, 6)) if rng.random() < cfg.group_prob else 1
+        if hand.dense:  # long numbers: phone numbers, codes, rows of marks
+            k = int(rng.integers(6, 15))
+        else:
+            k = int(rng.integers(2, 6)) if rng.random() < cfg.group_prob else 1
         k = min(k, remaining)
         out: list[tuple[_Glyph, int, int]] = []
         right_edge = 0
         for _ in range(k):
-            idx = int(rng.integers(images.shape[0]))
+            idx = _pick_digit(rng, hand, labels, pool)
             height = float(np.clip(h_row_f * rng.uniform(0.9, 1.1), lo, hi)) / scale
+            if hand.small_01 and int(labels[idx]) in (0, 1):
+                height *= rng.uniform(0.5, 0.75)
             angle = float(np.clip(rng.normal(0.0, 3.0), -8.0, 8.0))
             shear = slant + float(rng.normal(0.0, 0.05))
-            g = _make_glyph(_digit_alpha(images[idx], height, angle, shear, pen),
+            g = _make_glyph(_write_digit(rng, hand, images[idx], int(labels[idx]), height, angle, shear, pen),
                             label=int(labels[idx]), mnist_index=idx, number_id=number_id)
             if g is None:
                 continue
@@ -588,8 +740,7 @@ def _layout(rng: np.random.Generator, cfg: SceneConfig, region: tuple[float, flo
                 if rel is not None:
                     ox = prev_ox + rel
                 else:
-                    # Within a number the gap is well under a digit width.
-                    ox = right_edge + max(2, int(round(rng.uniform(0.08, 0.3) * h_row)))
+                    ox = right_edge + _gap_in_number(rng, hand.dense, h_row)
             out.append((g, ox, dy))
             right_edge = max(right_edge, ox + g.w)
         return out
@@ -637,12 +788,11 @@ def _layout(rng: np.random.Generator, cfg: SceneConfig, region: tuple[float, flo
                     n_placed += 1
             number_id += 1
             x += max(ox + g.w for g, ox, _ in token)
-            # Between numbers the gap is wider than a digit (and than the last one).
-            x += max(rng.uniform(0.9, 1.5) * h_row, max(g.w for g, _, _ in token) + 2)
+            x += _gap_after_number(rng, hand.dense, h_row, max(g.w for g, _, _ in token))
         if not row:
             break
         glyphs.extend(row)
-        y_top = max(g.y + g.h for g in row) + rng.uniform(0.15, 0.8) * h_row
+        y_top = max(g.y + g.h for g in row) + (rng.uniform(0.1, 0.3) if hand.dense else rng.uniform(0.15, 0.8)) * h_row
     return glyphs
 
 
@@ -714,6 +864,8 @@ def _paper(rng: np.random.Generator, cfg: SceneConfig, size: tuple[int, int], sc
                          line_bgr, strength, axis=0)
             _blend_lines(img, _line_profile(sw, np.arange(rng.uniform(0, pitch), sw, pitch), thick),
                          line_bgr, strength, axis=1)
+    if cfg.paper_tooth:
+        img *= surfaces.paper_tooth(rng, sw, sh, float(cfg.paper_tooth))[..., None]
     return img, ruled
 
 
@@ -803,6 +955,7 @@ class _Scene:
     desk: np.ndarray | None
     light: np.ndarray
     kernel: np.ndarray | None
+    drop: tuple[float, float, float, float] | None = None  # the sheet's shadow on the desk: dx, dy, blur, depth
 
 
 def _visible(g: _Glyph, hom: np.ndarray, w: int, h: int) -> bool:
@@ -813,11 +966,25 @@ def _visible(g: _Glyph, hom: np.ndarray, w: int, h: int) -> bool:
 
 
 def _build_scene(rng: np.random.Generator, cfg: SceneConfig, images: np.ndarray, labels: np.ndarray, pad: float = 0.0) -> _Scene:
+    if cfg.clutter == "noise":  # no sheet, no desk: nothing but the sensor
+        img = surfaces.sensor_noise(rng, cfg.width, cfg.height)
+        return _Scene(cfg, img, np.eye(3), True, [], None, _lighting(rng, cfg), _blur_kernel(rng, cfg))
     hom, (sw, sh), identity = _sheet_geometry(rng, cfg, pad)
-    region = _layout_region(hom, (sw, sh), cfg)
+    solo = bool(cfg.solo) and cfg.clutter == "none"
+    # one digit may fill the view: it only has to stay clear of the frame's edge
+    region = _layout_region(hom, (sw, sh), cfg, *((0.01, 0.01) if solo else (0.02, 0.04)))
     scale = _local_scale(hom, (region[0] + region[2]) / 2, (region[1] + region[3]) / 2)
     paper, ruled = _paper(rng, cfg, (sw, sh), scale)
-    glyphs = _layout(rng, cfg, region, scale, images, labels, ruled)
+    printed = None
+    if cfg.clutter == "text":
+        glyphs = []
+        printed = surfaces.printed_text(rng, (sw, sh), region, rng.uniform(0.012, 0.028) * cfg.height / scale)
+    elif cfg.clutter == "marks":
+        glyphs = _dense_marks(rng, cfg, region, scale)
+    elif solo:
+        glyphs = _solo_layout(rng, cfg, region, scale, images, labels, _Hand.of(cfg))
+    else:
+        glyphs = _layout(rng, cfg, region, scale, images, labels, ruled, _Hand.of(cfg))
     # Do not draw marks the camera would cut: a half digit has no honest label.
     glyphs = [g for g in glyphs
               if g.x >= 0 and g.y >= 0 and g.x + g.w <= sw and g.y + g.h <= sh
@@ -826,7 +993,38 @@ def _build_scene(rng: np.random.Generator, cfg: SceneConfig, images: np.ndarray,
     for g in glyphs:
         if g.label >= 0:
             g.number_id = renumber.setdefault(g.number_id, len(renumber))
+    _write_ink(rng, cfg, paper, glyphs, printed)
 
+    if identity:
+        sheet = paper
+    else:
+        sheet = np.empty((sh, sw, 4), np.float32)
+        sheet[..., :3] = paper
+        sheet[..., 3] = 1.0  # coverage: warped with the sheet, it antialiases the edges
+    desk = _any_desk(rng, cfg) if cfg.desk or cfg.sheet_edge else None
+    light = _lighting(rng, cfg)
+    kernel = _blur_kernel(rng, cfg)
+    log.debug("scene: sheet %dx%d, %d glyphs, identity=%s", sw, sh, len(glyphs), identity)
+    scene = _Scene(cfg, sheet, hom, identity, glyphs, desk, light, kernel)
+    if cfg.cast_shadow not in (None, "none"):
+        # held over the page: the shadow falls on some of the writing
+        aim = None
+        if glyphs:
+            g = glyphs[int(rng.integers(len(glyphs)))]
+            aim = tuple(_apply_h(hom, np.array([[g.x + g.w / 2.0, g.y + g.h / 2.0]]))[0])
+        scene.light = light * surfaces.cast_shadow(rng, cfg.cast_shadow, cfg.width, cfg.height, aim)
+    if desk is not None and (cfg.sheet_edge or cfg.desk_texture != "classic"):
+        # the sheet lies a little off the desk: its shadow is a dark rim on one side
+        d = rng.uniform(0.002, 0.01) * max(cfg.width, cfg.height)
+        ang = rng.uniform(0, 2 * np.pi)
+        scene.drop = (d * math.cos(ang), d * math.sin(ang), rng.uniform(0.6, 2.0) * d, rng.uniform(0.25, 0.6))
+    return scene
+
+
+def _write_ink(rng: np.random.Generator, cfg: SceneConfig, paper: np.ndarray, glyphs: list[_Glyph],
+               printed: np.ndarray | None) -> None:
+    """Ink the glyphs (and a printed page) onto the paper, in place."""
+    sh, sw = paper.shape[:2]
     ink = np.zeros((sh, sw), np.float32)
     for g in glyphs:
         pressure = rng.uniform(0.85, 1.0)
@@ -836,10 +1034,16 @@ def _build_scene(rng: np.random.Generator, cfg: SceneConfig, images: np.ndarray,
     # Graphite is grey and never fully opaque; ink from a pen nearly is.
     opacity = rng.uniform(0.65, 0.85) if pencil else rng.uniform(0.88, 1.0)
     ink_bgr = (np.array(_INK_BGR[cfg.ink]) + rng.normal(0.0, 4.0, 3)).astype(np.float32)
+    if cfg.faint:
+        opacity = float(cfg.faint)
     # Composite only the bands of rows that hold ink (slices are views: no copies).
     has_ink = np.zeros(sh + 1, bool)
     for g in glyphs:
         has_ink[g.y: g.y + g.h] = True
+    if printed is not None:  # toner: black and opaque whatever the pen
+        np.maximum(ink, printed, out=ink)
+        has_ink[:sh] |= printed.any(axis=1)
+        pencil, opacity, ink_bgr = False, 0.95, np.array([34.0, 32.0, 32.0], np.float32)
     edges = np.flatnonzero(np.diff(np.concatenate([[False], has_ink]).astype(np.int8)))
     for r0, r1 in zip(edges[::2], edges[1::2]):
         a = ink[r0:r1] * opacity
@@ -849,17 +1053,65 @@ def _build_scene(rng: np.random.Generator, cfg: SceneConfig, images: np.ndarray,
         band = paper[r0:r1]
         band += (ink_bgr - band) * a[..., None]
 
-    if identity:
-        sheet = paper
-    else:
-        sheet = np.empty((sh, sw, 4), np.float32)
-        sheet[..., :3] = paper
-        sheet[..., 3] = 1.0  # coverage: warped with the sheet, it antialiases the edges
-    desk = _desk(rng, cfg.width, cfg.height) if cfg.desk else None
-    light = _lighting(rng, cfg)
-    kernel = _blur_kernel(rng, cfg)
-    log.debug("scene: sheet %dx%d, %d glyphs, identity=%s", sw, sh, len(glyphs), identity)
-    return _Scene(cfg, sheet, hom, identity, glyphs, desk, light, kernel)
+
+def _any_desk(rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:
+    if cfg.desk_texture in (None, "classic"):
+        return _desk(rng, cfg.width, cfg.height)
+    return surfaces.desk(rng, cfg.desk_texture, cfg.width, cfg.height)
+
+
+def _solo_layout(rng: np.random.Generator, cfg: SceneConfig, region: tuple[float, float, float, float],
+                 scale: float, images: np.ndarray, labels: np.ndarray, hand: _Hand) -> list[_Glyph]:
+    """One digit whose ink is ``cfg.solo`` of the frame height (less if it would not fit),
+    anywhere in ``region``: a close-up, or one small digit on a big page."""
+    x0, y0, x1, y1 = region
+    pool = np.flatnonzero(np.isin(labels, hand.favoured)) if hand.favoured else None
+    pen = int(cfg.pen_px or 0)
+    for _ in range(10):
+        idx = _pick_digit(rng, hand, labels, pool)
+        height = float(cfg.solo) * cfg.height / scale
+        angle = float(np.clip(rng.normal(0.0, 4.0), -10.0, 10.0))
+        shear = rng.uniform(-0.25, 0.12)
+        for _ in range(12):
+            g = _make_glyph(_write_digit(rng, hand, images[idx], int(labels[idx]), height, angle, shear, pen),
+                            label=int(labels[idx]), mnist_index=idx, number_id=0)
+            if g is None:
+                break
+            if g.w < x1 - x0 and g.h < y1 - y0:
+                g.x = int(rng.uniform(x0, x1 - g.w))
+                g.y = int(rng.uniform(y0, y1 - g.h))
+                return [g]
+            height *= 0.93
+    return []
+
+
+def _dense_marks(rng: np.random.Generator, cfg: SceneConfig, region: tuple[float, float, float, float],
+                 scale: float) -> list[_Glyph]:
+    """A sheet covered in handwritten non-digit marks (words, scribbles, dots, dashes),
+    row after row with narrow gaps: many components, none of them a digit."""
+    x0, y0, x1, y1 = region
+    pen = int(cfg.pen_px or 0)
+    glyphs: list[_Glyph] = []
+    y = y0
+    while True:
+        h = rng.uniform(0.02, 0.06) * cfg.height / scale
+        if y + 1.3 * h > y1:
+            return glyphs
+        baseline = y + 1.2 * h
+        x = x0 + rng.uniform(0.0, 1.0) * h
+        while x < x1:
+            kind = str(rng.choice(DISTRACTOR_KINDS, p=[0.55, 0.2, 0.1, 0.15]))
+            alpha, rise = _distractor_alpha(rng, kind, h * rng.uniform(0.6, 1.0), pen)
+            g = _make_glyph(alpha)
+            if g is None:
+                x += 0.5 * h
+                continue
+            if x + g.w > x1:
+                break
+            g.x, g.y = int(x), max(int(y), int(baseline + rise * h) - g.h)
+            glyphs.append(g)
+            x += g.w + rng.uniform(0.1, 0.5) * h
+        y = baseline + rng.uniform(0.1, 0.4) * h
 
 
 def _truth_box(g: _Glyph, hom: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] | None:
@@ -900,6 +1152,8 @@ def _render_view(scene: _Scene, rng: np.random.Generator, motion: np.ndarray | N
             desk = scene.desk
             if motion is not None:
                 desk = cv2.warpPerspective(desk, motion, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            if scene.drop is not None:
+                desk = desk * surfaces.drop_shadow(warped[..., 3], *scene.drop)[..., None]
             # Border pixels are 0 in all four channels, so the warped colour is already
             # premultiplied by coverage: frame = sheet + desk * (1 - coverage).
             img = warped[..., :3] + desk * (1.0 - warped[..., 3:4])
