@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from benchmarks.metrics import Counts, match, score_frame
-from benchmarks.scenes import SceneConfig, frame_seed, render_frames, render_scene
+from benchmarks.scenes import OneLineParser, SceneConfig, frame_seed, render_frames, render_scene
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,15 @@ def _real_world_conditions(cfg: SceneConfig) -> list[str]:
     return c
 
 
-def condition_set(frames_per_condition: int, seed: int) -> list[tuple[str, int, SceneConfig]]:
-    """The real-world conditions set: ``(condition, frame seed, config)`` per frame.
-    Condition ``k``'s frame ``i`` has seed ``frame_seed(seed, 1000 * k + i)``, so a
-    condition's frames do not change when others are added after it."""
+def condition_set(frames_per_condition: int, seed: int, only: Sequence[str] = ()) -> list[tuple[str, int, SceneConfig]]:
+    """The real-world conditions set: ``(condition, frame seed, config)`` per frame (of the
+    conditions named in ``only``, or all). Condition ``k``'s frame ``i`` has seed
+    ``frame_seed(seed, 1000 * k + i)``, so a condition's frames do not change when others
+    are added after it or left out."""
     out = []
     for k, (name, weight, fields_) in enumerate(CONDITIONS):
+        if only and name not in only:
+            continue
         cfg = SceneConfig(**fields_)
         for i in range(frames_per_condition * weight):
             out.append((name, frame_seed(seed, 1000 * k + i), cfg))
@@ -469,7 +472,7 @@ def _progress_bar(enabled: bool) -> Progress:
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     from realtime.recognizer import BACKENDS
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog="python -m benchmarks.accuracy", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weights", default=None, help="checkpoint (default: $DIGITS_WEIGHTS or assets/digits.pt)")
     p.add_argument("--frames", type=int, default=80, help="rendered frames in the fixed (reported) set (0 skips it)")
@@ -481,6 +484,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="rendered frames per real-world condition, three times that for one-digit frames (0 skips)")
     p.add_argument("--conditions-seed", type=int, default=2027,
                    help="seed of the real-world conditions set (the reported one is 2027: tune on others)")
+    p.add_argument("--conditions", nargs="+", default=[], metavar="NAME",
+                   help="only these real-world conditions (quote names with spaces): "
+                        + "; ".join(name for name, _, _ in CONDITIONS))
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     p.add_argument("--photos-dir", default=None, help="real photos folder (default: $PHOTOS_DIR; skipped if unset)")
     p.add_argument("--real-dir", default=None, help="real photos folder of issue 21 (default: $REAL_DIR; skipped "
@@ -498,11 +504,17 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("frames", "flicker_frames", "conditions_frames"):
         if getattr(a, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
+    unknown = [n for n in a.conditions if n not in {name for name, _, _ in CONDITIONS}]
+    if unknown:
+        p.error(f"--conditions: no condition named {unknown[0]!r}")
     return a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    a = _arguments(argv)
+    try:
+        a = _arguments(argv)
+    except SystemExit as stop:  # --help, or a bad argument already reported on one line
+        return stop.code if isinstance(stop.code, int) else 2
     logging.basicConfig(level=logging.WARNING)
 
     from benchmarks.real import data_dirs, evaluate as evaluate_real, format_table as format_real, load_sets
@@ -546,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.conditions_frames > 0:
         r["conditions_set"] = {"seed": a.conditions_seed, "frames_per_condition": a.conditions_frames,
                                "conditions": evaluate_conditions(rec, condition_set(a.conditions_frames,
-                                                                                    a.conditions_seed),
+                                                                                    a.conditions_seed, a.conditions),
                                                                  digits, progress)}
     if not a.no_real and (real_dir or photos_real):
         r["real"] = evaluate_real(rec, load_sets(real_dir, photos_real), progress)

@@ -28,6 +28,19 @@ the box is the bounding box of pixels above ``TRUTH_THRESHOLD`` of its peak. Dig
 that would fall (even partly) outside the frame are not drawn at all in still scenes;
 in videos the sheet is fixed, so a digit that leaves the view simply leaves the truth.
 
+Real-world conditions (what real photos show and these scenes first lacked; each a
+:class:`SceneConfig` field, off unless asked, so every earlier seed renders as before):
+digits redrawn as pen strokes along their skeletons (``stroke``: a ballpoint 1-2 px
+wide at 20-30 px) with pen skips (``pen_skips``: a digit's strokes cut apart, its truth
+box still around all its pieces), faint pencil (``faint``), small 0s and 1s, dense
+rows, European 1s and crossed 7s and 0s (``continental``; ``benchmarks.handwriting``),
+the sheet's edge and its shadow on the desk (``sheet_edge``), photographic wood,
+leather, fabric and carpet desks (``desk_texture``), a hand's or a phone's shadow
+(``cast_shadow``), one digit anywhere from a small mark on a 2016x1512 page to 90% of
+the frame (``solo``, with ``paper_tooth`` seen up close), and frames with no
+handwritten digits (``clutter``: a printed page, dense non-digit marks, sensor noise;
+``benchmarks.surfaces``). ``benchmarks.accuracy.CONDITIONS`` renders each as a group.
+
 Everything random comes from ``np.random.default_rng(seed)``: the same seed gives the
 same frame and truths, bit for bit, and nothing touches a global RNG.
 
@@ -956,6 +969,7 @@ class _Scene:
     light: np.ndarray
     kernel: np.ndarray | None
     drop: tuple[float, float, float, float] | None = None  # the sheet's shadow on the desk: dx, dy, blur, depth
+    extra_noise: float = 0.0  # sensor noise sigma on top of cfg.noise (a frame of noise)
 
 
 def _visible(g: _Glyph, hom: np.ndarray, w: int, h: int) -> bool:
@@ -967,8 +981,10 @@ def _visible(g: _Glyph, hom: np.ndarray, w: int, h: int) -> bool:
 
 def _build_scene(rng: np.random.Generator, cfg: SceneConfig, images: np.ndarray, labels: np.ndarray, pad: float = 0.0) -> _Scene:
     if cfg.clutter == "noise":  # no sheet, no desk: nothing but the sensor
-        img = surfaces.sensor_noise(rng, cfg.width, cfg.height)
-        return _Scene(cfg, img, np.eye(3), True, [], None, _lighting(rng, cfg), _blur_kernel(rng, cfg))
+        level, sigma = surfaces.sensor_noise(rng)
+        img = np.full((cfg.height, cfg.width, 3), level, np.float32)
+        return _Scene(cfg, img, np.eye(3), True, [], None, _lighting(rng, cfg), _blur_kernel(rng, cfg),
+                      extra_noise=sigma)
     hom, (sw, sh), identity = _sheet_geometry(rng, cfg, pad)
     solo = bool(cfg.solo) and cfg.clutter == "none"
     # one digit may fill the view: it only has to stay clear of the frame's edge
@@ -1164,8 +1180,10 @@ def _render_view(scene: _Scene, rng: np.random.Generator, motion: np.ndarray | N
         img = cv2.GaussianBlur(img, (0, 0), float(cfg.lens_blur))
     if scene.kernel is not None:
         img = cv2.filter2D(img, -1, scene.kernel, borderType=cv2.BORDER_REFLECT_101)
-    if cfg.noise and cfg.noise > 0:
-        sigma = float(cfg.noise)
+    sigma = float(cfg.noise or 0.0)
+    if scene.extra_noise:
+        sigma = math.hypot(sigma, scene.extra_noise)
+    if sigma > 0:
         # Mostly luminance noise plus some coarser colour noise, as webcam sensors give.
         img += (rng.standard_normal((h, w), dtype=np.float32) * sigma)[..., None]
         chroma = rng.standard_normal((h // 2 + 1, w // 2 + 1, 3), dtype=np.float32) * (0.4 * sigma)
@@ -1321,13 +1339,15 @@ def load_truth(path: str | os.PathLike) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- CLI
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block), exit status 2."""
+
     def error(self, message: str) -> None:  # one line, not usage + message
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m benchmarks.scenes",
         description="Render synthetic webcam frames (and optionally a video) of handwritten MNIST "
                     "test digits on paper, with exact ground-truth boxes. Conditions not given are "
@@ -1360,6 +1380,24 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--group-prob", type=float, default=0.5, help="chance of multi-digit numbers (default 0.5)")
     p.add_argument("--touching-prob", type=float, default=0.0, help="chance neighbouring digits touch (default 0)")
     p.add_argument("--distractors", default="", help=f"comma list of non-digit marks to add: {','.join(DISTRACTOR_KINDS)}")
+    g = p.add_argument_group("real-world conditions (off unless given)")
+    g.add_argument("--stroke", type=float, default=0.0,
+                   help="pen width as a fraction of the digit height, digits redrawn along their strokes "
+                        "(a ballpoint at 25 px: 0.05)")
+    g.add_argument("--pen-skips", type=float, default=0.0, help="chance a digit's strokes are cut apart (0..1)")
+    g.add_argument("--faint", type=float, default=0.0, help="ink opacity of faint pencil (e.g. 0.3)")
+    g.add_argument("--small-01", action="store_true", help="0s and 1s smaller than their row, and more of them")
+    g.add_argument("--dense", action="store_true", help="long numbers, narrow gaps, rows close together")
+    g.add_argument("--continental", action="store_true", help="European 1s, crossed 7s and crossed 0s")
+    g.add_argument("--sheet-edge", action="store_true", help="the sheet's edge and its shadow inside the frame")
+    g.add_argument("--desk-texture", choices=DESK_TEXTURES + ("random",), default="classic",
+                   help="desk surface (random: a photographic one)")
+    g.add_argument("--cast-shadow", choices=CAST_SHADOWS + ("random",), default="none",
+                   help="a hand's or phone's shadow over part of the sheet")
+    g.add_argument("--solo", type=float, default=0.0,
+                   help="one digit, its ink this fraction of the frame height (a close-up: 0.3-0.9)")
+    g.add_argument("--paper-tooth", type=float, default=0.0, help="percent of paper-fibre mottling (close range)")
+    g.add_argument("--clutter", choices=CLUTTERS, default="none", help="a frame with no handwritten digits")
     p.add_argument("--data-dir", help="MNIST folder (default $MNIST_DIR)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = p.parse_args(argv)
@@ -1385,6 +1423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         paper=args.paper, lines=args.lines, ink=args.ink, pen_px=args.pen_px, desk=args.desk,
         tilt=args.tilt, shadow=args.shadow, blur=args.blur, noise=args.noise, jpeg=args.jpeg,
         group_prob=args.group_prob, touching_prob=args.touching_prob, distractors=kinds,
+        stroke=args.stroke, pen_skips=args.pen_skips, faint=args.faint, small_01=args.small_01, dense=args.dense,
+        continental=args.continental, sheet_edge=args.sheet_edge,
+        desk_texture=None if args.desk_texture == "random" else args.desk_texture,
+        cast_shadow=None if args.cast_shadow == "random" else args.cast_shadow,
+        solo=args.solo, paper_tooth=args.paper_tooth, clutter=args.clutter,
     )
     prog = "python -m benchmarks.scenes"
     try:

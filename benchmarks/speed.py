@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from benchmarks.scenes import SceneConfig, frame_seed, render_scene
+from benchmarks.scenes import OneLineParser, SceneConfig, frame_seed, render_scene
 
 
 class PerCropBackend:
@@ -324,20 +324,21 @@ def _deskew(img: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(img, a, (size, size), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)
 
 
-def recipe_detect(rec: Any, frame: np.ndarray) -> int:
+def recipe_detect(rec: Any, frame: np.ndarray) -> list[dict[str, Any]]:
     """The OpenCV digits sample's recipe (``samples/python/digits_video.py``) with this
     project's digit network: gray, adaptive mean threshold (31 px, C=10), median blur,
     outer contours; a contour 16-64 px tall (the sample's sizes, scaled to the frame's
     height over 480) and at most 1.2x as wide is squared, kept when 10-40% of it is ink,
     centred on its ink's centre of mass in a 28x28 field (its height to 20 px),
-    deskewed, and read by one network call of its own. Returns the number of calls."""
+    deskewed, and read by one network call of its own. Returns its readings (``box``,
+    ``digit``), one per call."""
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     binary = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 10)
     binary = cv2.medianBlur(binary, 3)
     contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     k = frame.shape[0] / 480.0
     size = rec.digit_reader.net.size
-    calls = 0
+    found = []
     for cnt, (_, _, _, parent) in zip(contours, hierarchy[0] if hierarchy is not None else []):
         if parent >= 0:
             continue
@@ -354,9 +355,9 @@ def recipe_detect(rec: Any, frame: np.ndarray) -> int:
         t = np.float32([m["m10"], m["m01"]]) / m["m00"] - s * np.float32([size / 2.0, size / 2.0])
         a = np.float32([[s, 0, t[0]], [0, s, t[1]]])
         field = _deskew(cv2.warpAffine(roi, a, (size, size), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR))
-        rec.digit_reader.read_fields(field[None].astype(np.float32) / 255.0)
-        calls += 1
-    return calls
+        probs = rec.digit_reader.read_fields(field[None].astype(np.float32) / 255.0).probs[0]
+        found.append({"box": (x, y, w, h), "digit": int(np.argmax(probs))})
+    return found
 
 
 def world_frame_sets(digits: tuple[Any, Any], sizes: Sequence[tuple[int, int]], n: int, seed: int,
@@ -415,7 +416,7 @@ def _time_set(rec: Any, frames: list[tuple[str, np.ndarray]], rounds: int) -> di
                     rec.detect(f, timer=clock)
                 else:
                     with _opencv_threads(1):
-                        calls.append(recipe_detect(rec, f))
+                        calls.append(len(recipe_detect(rec, f)))
                 ms.append((time.perf_counter() - t0) * 1000)
                 if which == "ours":
                     stages.append(clock.take())
@@ -552,7 +553,7 @@ def _sizes(values: Sequence[str], option: str) -> list[tuple[int, int]]:
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     from realtime.recognizer import BACKENDS
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weights", default=None, help="checkpoint (default: $DIGITS_WEIGHTS or assets/digits.pt)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
@@ -612,7 +613,10 @@ def _world(a: argparse.Namespace, digits: tuple[Any, Any]) -> list[dict[str, Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    a = _arguments(argv)
+    try:
+        a = _arguments(argv)
+    except SystemExit as stop:  # --help, or a bad argument already reported on one line
+        return stop.code if isinstance(stop.code, int) else 2
     from training.checkpoint import CheckpointError
     from training.data import DataError, load_mnist
 

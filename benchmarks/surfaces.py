@@ -277,13 +277,8 @@ def printed_text(rng: np.random.Generator, size: tuple[int, int], region: tuple[
     return canvas.astype(np.float32) / 255.0
 
 
-def sensor_noise(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """A frame of nothing but sensor noise (a covered lens, a dark room at high gain):
-    a flat level with strong luminance and coarser chroma noise, BGR float32."""
-    level = rng.uniform(20.0, 170.0)
-    sigma = rng.uniform(12.0, 35.0)
-    img = np.full((h, w, 3), level, np.float32)
-    img += (_noise(rng, w, h, rng.uniform(0.0, 0.8)) * sigma)[..., None]
-    chroma = rng.standard_normal((h // 2 + 1, w // 2 + 1, 3)).astype(np.float32) * (0.5 * sigma)
-    img += cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.clip(img, 0.0, 255.0)
+def sensor_noise(rng: np.random.Generator) -> tuple[float, float]:
+    """A frame of nothing but sensor noise (a covered lens, a dark room at high gain): its
+    flat level and the sensor's noise sigma there (0-255 scale), which the camera adds
+    after the lens (so the noise is sharp, unlike the scene)."""
+    return float(rng.uniform(20.0, 170.0)), float(rng.uniform(12.0, 35.0))
