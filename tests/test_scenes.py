@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -364,7 +365,7 @@ def test_every_condition_is_named_and_deterministic(digits):
         assert np.array_equal(f1, f2) and t1 == t2 and c1 == c2, name
         resolved = SceneConfig(**fields_).resolve(np.random.default_rng(k))
         assert name in frame_conditions(resolved), (name, frame_conditions(resolved))
-        assert all(getattr(c1, f.name) is not None for f in scenes.fields(SceneConfig)), name
+        assert all(getattr(c1, f.name) is not None for f in dataclasses.fields(SceneConfig)), name
 
 
 def _ink_components(frame, threshold=128):
@@ -502,19 +503,13 @@ def test_photographic_desks_have_fine_texture_and_many_tones():
 def test_cast_shadow_darkens_part_of_the_writing(digits, kind):
     base = SceneConfig.clean(digit_px=(40, 50))
     plain, truths, _ = render_scene(7, base, digits)
-    shaded, truths2, _ = render_scene(7, replace_cfg(base, cast_shadow=kind), digits)
+    shaded, truths2, _ = render_scene(7, dataclasses.replace(base, cast_shadow=kind), digits)
     assert truths == truths2  # the same sheet, only the light differs
     ratio = (gray(shaded) + 1) / (gray(plain) + 1)
     dark = ratio < 0.85
     assert 0.03 < dark.mean() < 0.8
     assert 0.35 <= np.percentile(ratio, 0.5) <= 0.7
     assert dark[truth_mask(truths, dark.shape)].any()  # held over the page, not beside it
-
-
-def replace_cfg(cfg, **kw):
-    from dataclasses import replace
-
-    return replace(cfg, **kw)
 
 
 def test_close_up_digit_fills_30_to_90_percent_of_the_frame(digits):
