@@ -30,7 +30,7 @@ import numpy as np
 from realtime import split
 from realtime.readers import (BACKENDS, DigitReader, NumberReader, PairReader, PairReadings, load_network,
                               reading_scores)
-from realtime.scale import ScaleConfig, measure, to_frame
+from realtime.scale import ScaleConfig, measure, paper_scale, to_frame
 from realtime.segment import Blob, CropConfig, Page, SegmentConfig, Timer, crop_ink, least_height, segment, untimed
 from realtime.sheet import SheetConfig
 from realtime.split import SplitConfig
@@ -326,8 +326,9 @@ class Recognizer:
         on a copy reduced to the size its marks need (``page.scale``; boxes in its pixels)."""
         cfg = self.config
 
-        def scale(gray: np.ndarray, paper: np.ndarray | None, reduced: np.ndarray) -> float:
-            return measure(gray, paper, cfg.scale, cfg.segment, reduced).factor
+        def scale(gray: np.ndarray, paper: np.ndarray | None, reduced: np.ndarray) -> tuple[float, int]:
+            m = measure(gray, paper, cfg.scale, cfg.segment, reduced)
+            return m.factor, paper_scale(None if m.stroke is None else m.stroke * min(1.0, m.factor), cfg.segment)
 
         with opencv_single_thread():
             return segment(as_image(frame, "frame"), cfg.segment, cfg.sheet, scale, timer)

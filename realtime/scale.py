@@ -25,7 +25,8 @@ class ScaleConfig:
     enabled: bool = True  # measure the marks and read large ones on a smaller copy
     probe_px: int = 320  # the marks are measured on a copy at most this long ...
     least_probe_px: int = 160  # ... or segmentation's own reduced copy, when that is at least this long (cheaper)
-    probe_kernel: int = 15  # the probe's closing (at a quarter of its size) removes strokes up to ~an eighth of it
+    probe_kernel_px: float = 120.0  # the probe's closing is this wide in frame px: it removes a marker's
+    # 40-px strokes (so they are measured as ink) but not a shadow hundreds of px across (which stays paper)
     target_height: float = 64.0  # digits taller than this are read on a smaller copy (MNIST's are 20 px) ...
     max_stroke: float = 16.0  # ... as are strokes wider than this (the ink map's closing removes up to ~30 px)
     keep_height: float = 24.0  # ... but the smallest ink found stays at least this tall
@@ -67,7 +68,8 @@ def measure(gray: np.ndarray, paper: np.ndarray | None = None, cfg: ScaleConfig 
     if src is reduced and reduced.shape[1] < size[0]:
         size, f = (reduced.shape[1], reduced.shape[0]), w / reduced.shape[1]
     small = src if src.shape[1] == size[0] else cv2.resize(src, size, interpolation=cv2.INTER_AREA)
-    probe_seg = SegmentConfig(bg_kernel=cfg.probe_kernel, min_height_px=max(8, seg.min_height_px // 2))
+    kernel = max(3, int(round(cfg.probe_kernel_px / (f * seg.bg_scale))) | 1)
+    probe_seg = SegmentConfig(bg_kernel=kernel, min_height_px=max(8, seg.min_height_px // 2))
     ink = ink_map(small, probe_seg)
     region = None if paper is None else cv2.resize(paper, small.shape[::-1], interpolation=cv2.INTER_NEAREST)
     weak, strong = ink_thresholds(ink, probe_seg, region)
@@ -82,25 +84,30 @@ def measure(gray: np.ndarray, paper: np.ndarray | None = None, cfg: ScaleConfig 
     if not visible.any():
         return Scale()
     smallest = float(stats[visible, cv2.CC_STAT_HEIGHT].min()) * f
-    if cfg.keep_height >= smallest:
-        return Scale(smallest=smallest)  # small ink: the frame is read as it is
     inked = np.zeros(n, bool)
     inked[labels[(ink >= 255 * strong) & (mask > 0)]] = True
-    inked = inked[1:] & visible
-    if not inked.any():
-        return Scale(smallest=smallest)
-    shaped = shaped_like_digits(stats, mask.shape, probe_seg) & inked
+    shaped = shaped_like_digits(stats, mask.shape, probe_seg) & inked[1:] & visible
     if not shaped.any():
         return Scale(smallest=smallest)
     height = float(np.median(stats[shaped, cv2.CC_STAT_HEIGHT])) * f
     stroke = float(np.percentile(_strokes(mask, labels, stats)[shaped], 90))
     # a stroke narrower than a few probe pixels is not resolved there: only its being thin is known
+    resolved = stroke >= cfg.resolved_stroke
     want = cfg.target_height / height
-    if stroke >= cfg.resolved_stroke:
+    if resolved:
         want = min(want, cfg.max_stroke / (stroke * f))
-    stroke *= f
     factor = max(want, cfg.keep_height / smallest, cfg.min_side / min(h, w))
-    return Scale(min(1.0, factor), height, stroke, smallest)
+    return Scale(min(1.0, factor), height, stroke * f if resolved else None, smallest)
+
+
+def paper_scale(stroke: float | None, seg: SegmentConfig = SegmentConfig()) -> int:
+    """How many times smaller a copy the paper's light is estimated on (``bg_scale`` and
+    up, by powers of two) so that its closing is wider than twice the widest strokes
+    (``stroke``, in the pixels read): a marker's strokes would otherwise read hollow."""
+    scale = max(1, seg.bg_scale)
+    while stroke is not None and seg.bg_kernel * scale < 2.0 * stroke and scale < 16:
+        scale *= 2
+    return scale
 
 
 def to_frame(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:

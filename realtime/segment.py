@@ -45,6 +45,7 @@ def untimed(_stage: str) -> ContextManager[Any]:
 class SegmentConfig:
     bg_scale: int = 4  # the paper's brightness is estimated at this many times smaller ...
     bg_kernel: int = 9  # ... by a grey closing this wide there (wider than thick strokes)
+    shadow_step: int = 8  # the smoothed paper light exceeds the closing's by at most this (no ink bands along shadows)
     # Ink darkness is a fraction of the local paper brightness. A component is ink when it
     # reaches ``strong`` somewhere; its pixels down to ``weak`` belong to it. Both adapt per
     # frame (Otsu between paper and ink, above the paper's noise) within these bounds.
@@ -130,7 +131,13 @@ def ink_map(gray: np.ndarray, cfg: SegmentConfig = SegmentConfig(), reduced: np.
     # sepFilter2D with GaussianBlur's own kernel: the same result (within one grey level)
     # ~6x faster than GaussianBlur's bit-exact uint8 path for a kernel this wide
     g1d = gaussian_kernel(cfg.bg_kernel / 2)
-    bg = cv2.sepFilter2D(bg, -1, g1d, g1d, borderType=cv2.BORDER_REFLECT_101)
+    smooth = cv2.sepFilter2D(bg, -1, g1d, g1d, borderType=cv2.BORDER_REFLECT_101)
+    # not much brighter than the closing: blurred across a sharp shadow's edge, the lit
+    # side's light would make the shaded side's paper read as a band of ink
+    if cfg.shadow_step > 0:
+        dark_side = cv2.subtract(smooth, bg) > cfg.shadow_step
+        smooth[dark_side] = bg[dark_side]
+    bg = smooth
     bg = cv2.resize(cv2.max(bg, 16), (w, h), interpolation=cv2.INTER_LINEAR)
     g = cv2.GaussianBlur(gray, (3, 3), 0)
     # 255 * gray / paper saturates at 255 where the pixel is at least as bright as paper
@@ -583,7 +590,8 @@ def blobs_on_paper(ink: np.ndarray, paper: np.ndarray | None, cfg: SegmentConfig
     return marks_on_paper(ink, paper, cfg)[0]
 
 
-Measure = Callable[[np.ndarray, np.ndarray | None, np.ndarray], float]
+# (gray, paper, reduced gray) -> (the scale to read at, how much smaller the paper's light is estimated)
+Measure = Callable[[np.ndarray, np.ndarray | None, np.ndarray], tuple[float, int]]
 
 
 def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), sheet: SheetConfig = SheetConfig(),
@@ -601,12 +609,15 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), sheet: Shee
     factor = 1.0
     if measure is not None:
         with timer("scale"):
-            factor = min(1.0, measure(gray, paper, reduced))
+            factor, bg_scale = measure(gray, paper, reduced)
+            factor = min(1.0, factor)
             if factor < 1.0:
                 size = (max(1, round(gray.shape[1] * factor)), max(1, round(gray.shape[0] * factor)))
                 gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-                reduced = reduce_gray(gray, cfg)
                 paper = None if paper is None else cv2.resize(paper, size, interpolation=cv2.INTER_NEAREST)
+            if factor < 1.0 or bg_scale != cfg.bg_scale:
+                cfg = dataclasses.replace(cfg, bg_scale=bg_scale)
+                reduced = reduce_gray(gray, cfg)
     with timer("ink map"):
         ink = ink_map(gray, cfg, reduced)
     with timer("blobs"):
