@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 Box = tuple[int, int, int, int]
+# up to this many boxes every pair is tested; beyond it only those near each other in x
+DENSE_PAIRS = 300
 
 
 def reading_rows(boxes: Sequence[Sequence[float]]) -> list[list[int]]:
@@ -44,3 +48,22 @@ def union(boxes: Sequence[Sequence[float]]) -> Box:
     x1 = max(b[0] + b[2] for b in boxes)
     y1 = max(b[1] + b[3] for b in boxes)
     return int(x0), int(y0), int(round(x1 - x0)), int(round(y1 - y0))
+
+
+def candidate_pairs(x0: np.ndarray, x1: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)``, i < j, of intervals ``[x0, x1)`` (each grown by ``reach``) that
+    overlap: every pair when there are at most ``DENSE_PAIRS`` (so a pair test need not
+    bound its reach), else found by sorting on ``x0`` (a page of print has thousands of
+    marks; testing every pair of them cost more than the rest of the frame)."""
+    n = len(x0)
+    if n <= DENSE_PAIRS:
+        ii, jj = np.triu_indices(n, 1)
+        return ii, jj
+    order = np.argsort(x0, kind="stable")
+    xs = np.asarray(x0, np.float64)[order]
+    ends = np.searchsorted(xs, np.asarray(x1, np.float64)[order] + 2 * reach, side="right")
+    counts = np.maximum(ends - np.arange(n) - 1, 0)
+    first = np.repeat(np.arange(n), counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    a, b = order[first], order[first + 1 + offset]
+    return np.minimum(a, b), np.maximum(a, b)

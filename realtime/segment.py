@@ -28,7 +28,7 @@ from typing import Any, Callable, ContextManager
 import cv2
 import numpy as np
 
-from realtime.geometry import reading_order
+from realtime.geometry import candidate_pairs, reading_order
 from realtime.imaging import BYTE_SUM, gaussian_kernel, grow, ink_gray, shrink
 from realtime.sheet import SheetConfig, paper_mask
 
@@ -77,6 +77,7 @@ class SegmentConfig:
     max_clutter: float = 0.3  # a blob whose surroundings are more ink than this is texture (a carpet), not a mark on paper
     clutter_margin: float = 0.5  # the surroundings: its box grown by this share of its longer side
     speck_height: float = 0.25  # components shorter than this share of the least digit height are specks
+    max_components: int = 1500  # beyond this many marks a frame is texture: marks in texture go first
 
 
 @dataclass(frozen=True)
@@ -249,9 +250,9 @@ def _holders(stats: np.ndarray, shape: tuple[int, int], cfg: SegmentConfig) -> n
 
 def shaped_like_digits(stats: np.ndarray, shape: tuple[int, int], cfg: SegmentConfig) -> np.ndarray:
     """Which components (stats rows) are shaped like one digit, cut by the frame's edge or
-    not: size, aspect and density (:func:`_digit_like`), holding no other mark."""
+    not: size, aspect and density (:func:`digit_like`), holding no other mark."""
     x, y, w, h = (stats[:, i].astype(np.int64) for i in range(4))
-    like = _digit_like(x, y, x + w, y + h, stats[:, cv2.CC_STAT_AREA].astype(np.float64), shape, cfg, edges=True)
+    like = digit_like(x, y, x + w, y + h, stats[:, cv2.CC_STAT_AREA].astype(np.float64), shape, cfg, edges=True)
     return like & ~_holders(stats, shape, cfg)
 
 
@@ -353,29 +354,30 @@ def binarize(ink: np.ndarray, cfg: SegmentConfig = SegmentConfig(), thresholds: 
     return remove_lines(threshold(ink, thresholds[0] if thresholds is not None else cfg.weak, region), cfg)
 
 
-def _mergeable(boxes: np.ndarray, areas: np.ndarray | None, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Which pairs of components may be fragments of one digit (stacked, close, and
-    together no taller than one digit), and their vertical gaps."""
+def _mergeable(boxes: np.ndarray, areas: np.ndarray | None, cfg: SegmentConfig,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs ``(i, j, vertical gap)`` of components that may be fragments of one
+    digit (stacked, close, and together no taller than one digit)."""
     x, y, w, h = (boxes[:, i].astype(np.float64) for i in range(4))
-    ox = np.minimum(x[:, None] + w[:, None], x[None] + w[None]) - np.maximum(x[:, None], x[None])
-    overlap = ox / np.maximum(np.minimum(w[:, None], w[None]), 1)
-    merged_h = np.maximum(y[:, None] + h[:, None], y[None] + h[None]) - np.minimum(y[:, None], y[None])
-    taller = np.maximum(h[:, None], h[None])
-    gap = np.maximum(y[:, None], y[None]) - np.minimum(y[:, None] + h[:, None], y[None] + h[None])
+    i, j = candidate_pairs(x, x + w, 0.0)
+    ox = np.minimum(x[i] + w[i], x[j] + w[j]) - np.maximum(x[i], x[j])
+    overlap = ox / np.maximum(np.minimum(w[i], w[j]), 1)
+    merged_h = np.maximum(y[i] + h[i], y[j] + h[j]) - np.minimum(y[i], y[j])
+    taller = np.maximum(h[i], h[j])
+    gap = np.maximum(y[i], y[j]) - np.minimum(y[i] + h[i], y[j] + h[j])
     ok = (overlap >= cfg.merge_overlap) & (merged_h <= cfg.merge_height * taller) & (gap <= cfg.merge_gap * taller)
     # a line (a rule, the sheet's edge) is no piece of a digit
     aspect = w / np.maximum(h, 1)
     line = (aspect > cfg.max_aspect) | (aspect < cfg.min_aspect)
-    ok &= ~line[:, None] & ~line[None]
+    ok &= ~line[i] & ~line[j]
     if areas is not None:
         # a real piece (a 5's bar, half a broken 4) is sizeable or wide; a dot left by a
         # grid crossing or paper speck is neither
         a = areas.astype(np.float64)
-        small_a, large_a = np.minimum(a[:, None], a[None]), np.maximum(a[:, None], a[None])
-        narrow = np.minimum(w[:, None], w[None]) / np.maximum(np.maximum(w[:, None], w[None]), 1)
+        small_a, large_a = np.minimum(a[i], a[j]), np.maximum(a[i], a[j])
+        narrow = np.minimum(w[i], w[j]) / np.maximum(np.maximum(w[i], w[j]), 1)
         ok &= (small_a >= cfg.merge_min_area * large_a) | (narrow >= cfg.merge_min_width)
-    np.fill_diagonal(ok, False)
-    return ok, gap
+    return i[ok], j[ok], gap[ok]
 
 
 def merge_fragments(boxes: np.ndarray, cfg: SegmentConfig = SegmentConfig(), areas: np.ndarray | None = None,
@@ -386,7 +388,7 @@ def merge_fragments(boxes: np.ndarray, cfg: SegmentConfig = SegmentConfig(), are
     parent = np.arange(n)
     if n < 2:
         return parent
-    ok, gap = _mergeable(boxes, areas, cfg)
+    ii, jj, gap = _mergeable(boxes, areas, cfg)
     y, h = boxes[:, 1].astype(np.float64), boxes[:, 3].astype(np.float64)
 
     def find(i: int) -> int:
@@ -399,8 +401,10 @@ def merge_fragments(boxes: np.ndarray, cfg: SegmentConfig = SegmentConfig(), are
     # speck (a grid crossing, a dot) between them, two digits of consecutive rows would
     # otherwise become one. Closest pairs merge first.
     g_top, g_bottom, g_tall = y.copy(), y + h, h.copy()
-    ii, jj = np.nonzero(np.triu(ok))
-    for k in np.argsort(gap[ii, jj], kind="stable"):
+    # (pairs in row-major order of (i, j), as the gaps' stable sort breaks ties)
+    order = np.lexsort((jj, ii))
+    ii, jj, gap = ii[order], jj[order], gap[order]
+    for k in np.argsort(gap, kind="stable"):
         ri, rj = find(int(ii[k])), find(int(jj[k]))
         if ri == rj:
             continue
@@ -423,13 +427,17 @@ def enclosing(boxes: np.ndarray, counted: np.ndarray, at_least: int, min_share: 
     if len(inner) < at_least:
         return out
     # only a box at least twice as tall as the smallest counted one can hold it
-    outer = np.flatnonzero(h >= 2 * int(h[inner].min()))
-    if len(outer) == 0:
+    holder = h >= 2 * int(h[inner].min())
+    if not holder.any():
         return out
-    ox0, oy0, ox1, oy1 = x[outer, None], y[outer, None], (x + w)[outer, None], (y + h)[outer, None]
-    inside = (x[inner] >= ox0) & (y[inner] >= oy0) & ((x + w)[inner] <= ox1) & ((y + h)[inner] <= oy1)
-    inside &= (outer[:, None] != inner[None]) & (h[inner][None] >= min_share * h[outer][:, None])
-    out[outer] = inside.sum(axis=1) >= at_least
+    # a held box overlaps its holder in x: only those pairs are tested
+    i, j = candidate_pairs(x, x + w, 0.0)
+    i, j = np.concatenate([i, j]), np.concatenate([j, i])
+    keep = holder[i] & counted[j]
+    i, j = i[keep], j[keep]
+    inside = (x[j] >= x[i]) & (y[j] >= y[i]) & (x[j] + w[j] <= x[i] + w[i]) & (y[j] + h[j] <= y[i] + h[i])
+    inside &= h[j] >= min_share * h[i]
+    out[:] = np.bincount(i[inside], minlength=len(boxes)) >= at_least
     return out
 
 
@@ -466,7 +474,7 @@ def _group_boxes(boxes: np.ndarray, inv: np.ndarray, k: int, W: int, H: int) -> 
     return x0, y0, x1, y1
 
 
-def _digit_like(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, area: np.ndarray,
+def digit_like(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, area: np.ndarray,
                 shape: tuple[int, int], cfg: SegmentConfig, edges: bool = False) -> np.ndarray:
     """Which groups are shaped like a digit: size, aspect, density, and (unless ``edges``)
     not cut by the frame's edge."""
@@ -531,6 +539,12 @@ def find_marks(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
     # specks cannot become digits even when merged; drop them before pairing
     big = (stats[:, cv2.CC_STAT_AREA] >= 4) & (stats[:, cv2.CC_STAT_HEIGHT] >= 3)
     big &= stats[:, cv2.CC_STAT_HEIGHT] >= cfg.speck_height * min_h
+    if big.sum() > cfg.max_components:
+        # a frame of texture (sensor noise, a carpet without a sheet makes thousands of
+        # marks): what lies in texture goes before any pair of marks is weighed
+        x, y, w, h = (stats[:, i].astype(np.int64) for i in range(4))
+        big[big] &= _uncluttered(mask if surroundings is None else surroundings, x[big], y[big], (x + w)[big],
+                                 (y + h)[big], cfg)
     # nor can a component whose box holds others: with no sheet found, the desk around
     # the paper binarizes into one ring whose box holds the whole sheet
     big &= ~_holders(stats, (H, W), cfg)
@@ -544,7 +558,7 @@ def find_marks(mask: np.ndarray, cfg: SegmentConfig = SegmentConfig(), ink: np.n
     k = len(gid)
     x0, y0, x1, y1 = _group_boxes(boxes, inv, k, W, H)
     area = np.bincount(inv, weights=stats[:, cv2.CC_STAT_AREA], minlength=k)
-    keep = _digit_like(x0, y0, x1, y1, area, (H, W), cfg)
+    keep = digit_like(x0, y0, x1, y1, area, (H, W), cfg)
     # a piece: too short for a digit, otherwise not unlike a part of one
     aspect = (x1 - x0) / np.maximum(y1 - y0, 1)
     piece = ((y1 - y0) < min_h) & (aspect >= cfg.min_aspect) & (aspect <= cfg.max_aspect)

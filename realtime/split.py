@@ -29,7 +29,7 @@ from typing import Callable, Sequence, TypeVar
 import cv2
 import numpy as np
 
-from realtime.geometry import reading_order
+from realtime.geometry import candidate_pairs, reading_order
 from realtime.readers import DigitReadings, PairReadings
 from realtime.segment import Blob
 
@@ -40,6 +40,9 @@ class SplitConfig:
     split_min_aspect: float = 0.9  # from this width / height a blob gets a cut lattice (touching digits overlap)
     whole_max_aspect: float = 1.7  # a blob wider than this is read only as several digits (a slanted 2 is wide)
     sure_whole: float = 0.8  # a blob read whole at least this sure (and narrow enough) gets no lattice and no pair reader
+    max_unsure: int = 32  # at most this many blobs per frame are cut (a page of print offers hundreds) ...
+    max_crops: int = 320  # ... until the digit reader has this many crops ...
+    max_pair_crops: int = 320  # ... or the pair reader this many (rendered chains of touching numbers need ~200)
     part_min_height: float = 0.55  # a part spans at least this share of its blob's height (one number, one size)
     # the cut lattice
     cuts_per_width: float = 4.0  # cut points offered per blob height of width (the deepest valley is often wrong)
@@ -172,19 +175,22 @@ def piece_pairs(boxes: Sequence[Sequence[int]], cfg: SplitConfig = SplitConfig()
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     x0, y0 = b[:, 0], b[:, 1]
     x1, y1 = x0 + b[:, 2], y0 + b[:, 3]
-    ux = np.maximum(x1[:, None], x1[None]) - np.minimum(x0[:, None], x0[None])
-    uy = np.maximum(y1[:, None], y1[None]) - np.minimum(y0[:, None], y0[None])
-    ox = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])  # < 0: a gap
-    oy = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
     w, h = b[:, 2], b[:, 3]
-    narrower = np.minimum(w[:, None], w[None])
-    shorter = np.minimum(h[:, None], h[None])
-    taller = np.maximum(h[:, None], h[None])
+    # side by side, the gap is at most piece_max_gap of a union at most 1 / piece_min_share as tall as the taller
+    reach = cfg.piece_max_gap / cfg.piece_min_share * float(np.percentile(h, 90))
+    i, j = candidate_pairs(x0, x1, reach)
+    ux = np.maximum(x1[i], x1[j]) - np.minimum(x0[i], x0[j])
+    uy = np.maximum(y1[i], y1[j]) - np.minimum(y0[i], y0[j])
+    ox = np.minimum(x1[i], x1[j]) - np.maximum(x0[i], x0[j])  # < 0: a gap
+    oy = np.minimum(y1[i], y1[j]) - np.maximum(y0[i], y0[j])
+    narrower = np.minimum(w[i], w[j])
+    shorter = np.minimum(h[i], h[j])
+    taller = np.maximum(h[i], h[j])
     shaped = (ux <= cfg.piece_max_aspect * uy) & (taller >= cfg.piece_min_share * uy)
     stacked = (ox >= cfg.piece_stack_overlap * narrower) & (-oy <= cfg.piece_max_gap * uy)
     side = (oy >= cfg.piece_side_overlap * shorter) & (-ox <= cfg.piece_max_gap * uy)
-    ok = np.triu(shaped & (stacked | side), 1)
-    return [(int(i), int(j)) for i, j in zip(*np.nonzero(ok))]
+    ok = shaped & (stacked | side)
+    return sorted((int(a), int(c)) for a, c in zip(i[ok], j[ok]))
 
 
 # a pen skip in a union taller than this vanishes when its digit is reduced to MNIST's 20 px
@@ -378,15 +384,32 @@ def _pair_stretches(blob: Blob, cfg: SplitConfig) -> list[tuple[int, int, Blob]]
     return parts
 
 
+def _most_plausible(blobs: Sequence[Blob], chosen: list[int], most: int) -> list[int]:
+    """``chosen`` (blob indices), at most ``most`` of them: those whose heights are nearest
+    the median height of all ``blobs``, in their own order."""
+    if len(chosen) <= most:
+        return chosen
+    typical = float(np.median([b.box[3] for b in blobs]))
+    ranked = sorted(chosen, key=lambda n: (abs(np.log(blobs[n].box[3] / typical)), n))[:most]
+    return sorted(ranked)
+
+
 def refine(plan: Plan, whole: DigitReadings, cfg: SplitConfig = SplitConfig(), pairs: bool = True) -> Plan:
     """The crops for the blobs the first reading leaves unsure: the cut lattices of the
     wide ones (appended to ``plan.crops``) and, with ``pairs``, the stretches the pair
     reader reads as two digits (``plan.pair_crops``). ``whole``: the digit reader's
-    reading of (at least) every blob."""
-    for n, blob in enumerate(plan.blobs):
+    reading of (at least) every blob. At most ``max_unsure`` blobs are cut, those whose
+    height is nearest the frame's typical blob's (digits on one page share a size; a
+    page of print or scribbles offers hundreds of wide marks): the work per frame is
+    bounded whatever the camera sees."""
+    for n in _most_plausible(plan.blobs, [n for n, b in enumerate(plan.blobs)
+                                          if not is_sure(b, float(whole.confidence[n]), cfg)
+                                          and b.box[2] >= min(cfg.split_min_aspect, cfg.pair_min_aspect) * b.box[3]],
+                             cfg.max_unsure):
+        blob = plan.blobs[n]
         w, h = blob.box[2], blob.box[3]
-        if is_sure(blob, float(whole.confidence[n]), cfg):
-            continue
+        if len(plan.crops) >= cfg.max_crops or len(plan.pair_crops) >= cfg.max_pair_crops:
+            break  # the frame's budget is spent on the most plausible blobs
         if w / h >= cfg.split_min_aspect:
             n_points, segs = cut_lattice(blob, cfg, n_cuts=max_cuts(w, h, cfg))
             edges = tuple(Edge(i, j, len(plan.crops) + k) for k, (i, j, _) in enumerate(segs))
