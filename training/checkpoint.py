@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from training.model import DigitNet, ModelConfig, SeqNet, build_model
+from training.errors import CheckpointError
+from training.model import ModelConfig, PairNet, SeqNet, build_model, network_class
 
 FORMAT = "realtime-digits"
 FORMAT_VERSION = 1
@@ -44,23 +46,19 @@ def calibration_images(images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: 
 
 
 def is_pair_reader(ckpt: dict[str, Any]) -> bool:
-    """Whether a checkpoint holds the pair reader (``realtime.pairs``), not a digit network."""
+    """Whether a checkpoint holds the pair reader, not a digit network."""
     config = ckpt.get("model_config")
-    return isinstance(config, dict) and config.get("arch") == "pairnet"
+    return isinstance(config, dict) and config.get("arch") == PairNet.ARCH
 
 
 def is_number_reader(ckpt: dict[str, Any]) -> bool:
-    """Whether a checkpoint holds the number reader (``realtime.sequences``)."""
+    """Whether a checkpoint holds the number reader."""
     config = ckpt.get("model_config")
     return isinstance(config, dict) and config.get("arch") == SeqNet.ARCH
 
 
-class CheckpointError(Exception):
-    """A checkpoint is missing, unreadable, foreign or does not match the code."""
-
-
 def make_checkpoint(
-    model: DigitNet,
+    model: nn.Module,
     *,
     metrics: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
@@ -142,18 +140,25 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
     calib = ckpt.get("calibration")
     if calib is not None:
-        size = int(ckpt["normalization"].get("size", 28))
-        # the pair reader's inputs are two fields wide (realtime.pairs), the number
-        # reader's a whole number wide (realtime.sequences)
-        shape = ((size, 2 * size) if is_pair_reader(ckpt) else (size, SeqNet.WIDTH) if is_number_reader(ckpt)
-                 else (size, size))
+        # the pair reader's inputs are two fields wide, the number reader's a whole number
+        shape = input_shape(ckpt)
         if not (isinstance(calib, torch.Tensor) and calib.dtype == torch.uint8 and calib.ndim == 3
                 and tuple(calib.shape[1:]) == shape and len(calib) > 0):
             raise CheckpointError(f"{path}: calibration images must be uint8 [N, {shape[0]}, {shape[1]}]")
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> DigitNet:
+def input_shape(ckpt: dict[str, Any]) -> tuple[int, int]:
+    """The (height, width) of the checkpoint's network's input field."""
+    try:
+        config = ModelConfig.from_dict(ckpt["model_config"])
+        return network_class(config).input_shape(config)
+    except (TypeError, ValueError, KeyError):
+        size = int(ckpt["normalization"].get("size", 28))
+        return size, size
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> nn.Module:
     """Rebuild the network from the stored config and weights (eval mode)."""
     try:
         config = ModelConfig.from_dict(ckpt["model_config"])
@@ -172,7 +177,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "<chec
     return model
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[DigitNet, dict[str, Any]]:
+def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """``(model, checkpoint dict)`` for a checkpoint file, validated."""
     ckpt = read_checkpoint(path)
     return model_from_checkpoint(ckpt, path), ckpt

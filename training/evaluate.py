@@ -1,13 +1,13 @@
 """Metrics and plots for any checkpoint: accuracy, loss, per-class accuracy, confusion
 matrix, a grid of mistakes, training curves.
 
-CLI: ``python -m training.evaluate --weights assets/digits.pt [--data-dir D] [--out DIR]``
+CLI: ``python -m training evaluate --weights assets/digits.pt [--data-dir D] [--out DIR]``
+(``python -m training.evaluate`` is the same).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import sys
 from dataclasses import dataclass
@@ -91,27 +91,11 @@ def _plt():
 
 
 def plot_curves(metrics_csv: str | Path, out: str | Path) -> Path:
-    """Loss and accuracy per epoch from a run's ``metrics.csv``."""
-    plt = _plt()
-    with open(metrics_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    ep = [int(r["epoch"]) for r in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.plot(ep, [float(r["train_loss"]) for r in rows], "o-", label="train (augmented)")
-    a1.plot(ep, [float(r["test_loss"]) for r in rows], "o-", label="test")
-    a1.set_xlabel("epoch"), a1.set_ylabel("cross-entropy"), a1.set_yscale("log"), a1.legend()
-    a1.set_title("loss")
-    a2.plot(ep, [100 * float(r["train_acc"]) for r in rows], "o-", label="train (augmented)")
-    a2.plot(ep, [100 * float(r["test_acc"]) for r in rows], "o-", label="test")
-    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy %"), a2.legend()
-    lo = min(100 * float(r["test_acc"]) for r in rows)
-    a2.set_ylim(max(lo - 0.5, 90), 100)
-    a2.grid(alpha=0.3)
-    a2.set_title("accuracy")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+    """Loss and accuracy per epoch from a digit run's ``metrics.csv``."""
+    from training.runs import plot_curves as plot_run_curves
+    from training.train import CURVES
+
+    return plot_run_curves(metrics_csv, out, CURVES)
 
 
 def plot_confusion(cm: np.ndarray, out: str | Path, title: str = "MNIST test confusion matrix") -> Path:
@@ -165,12 +149,10 @@ def format_report(res: EvalResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from training.checkpoint import CheckpointError, load_checkpoint
-    from training.data import DataError, load_mnist
-
+def parser(prog: str = "python -m training evaluate") -> argparse.ArgumentParser:
+    """The evaluate command's options."""
     p = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog=prog,
         description="Evaluate a checkpoint on the full MNIST test set (10,000 images).",
     )
     p.add_argument("--weights", default="assets/digits.pt", help="checkpoint file (default: %(default)s)")
@@ -178,7 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--download", action="store_true", help="download MNIST into --data-dir when missing")
     p.add_argument("--out", default=None, help="folder for confusion matrix and mistakes plots (optional)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch (default: %(default)s)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m training evaluate") -> int:
+    from training.checkpoint import CheckpointError, load_checkpoint
+    from training.data import DataError, load_mnist
+
+    args = parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(max(1, args.threads))
     try:
@@ -201,4 +190,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(prog="python -m training.evaluate"))
