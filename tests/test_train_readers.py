@@ -22,6 +22,7 @@ import torch
 
 from training import fields
 from training.checkpoint import load_checkpoint, read_checkpoint
+from training.graph import read_graph
 from training.pairs import PAIR_CLASS_NAMES, PairSettings, train_pairs
 from training.sequences import SEQ_CLASS_NAMES, SequenceSettings, greedy_readings, train_numbers
 
@@ -74,6 +75,9 @@ def test_pair_training_cli_writes_the_run_folder(synthetic_mnist_dir: Path, tmp_
     m = ckpt["metrics"]
     assert m["epoch"] == 2 and m["held_out_pairs"] == 200 and m["pair_read"] == pytest.approx(float(rows[-1]["pair_read"]))
     assert json.loads((out / "final_metrics.json").read_text()) == m
+    _, meta = read_graph(out / "model.int8.onnx", "pairs")  # and its ready-to-run graphs
+    assert meta["class_names"] == PAIR_CLASS_NAMES and meta["input_shape"] == [28, fields.PAIR_WIDTH]
+    assert read_graph(out / "model.onnx", "pairs")[1]["precision"] == "float32"
     assert not list(out.glob(".*.tmp"))
 
 

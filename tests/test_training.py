@@ -30,6 +30,7 @@ import torch
 from training.checkpoint import load_checkpoint, read_checkpoint
 from training.data import load_mnist
 from training.evaluate import evaluate_model
+from training.graph import read_graph
 from training.negatives import NOT_A_DIGIT, make_negatives
 from training.train import METRIC_FIELDS, TrainSettings, run_training
 
@@ -144,6 +145,12 @@ def test_cli_writes_every_artifact(synthetic_mnist_dir: Path, tmp_path: Path, re
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE), name
         assert len(data) > 1000, name
+    # ready-to-run graphs beside both checkpoints, made from them
+    for ckpt_path in (out / "model.pt", export):
+        for name, precision in ((".onnx", "float32"), (".int8.onnx", "int8")):
+            _, meta = read_graph(ckpt_path.with_suffix(name), "digits")
+            assert meta["precision"] == precision and meta["source_name"] == ckpt_path.name
+            assert meta["metrics"]["test_accuracy"] == pytest.approx(final["metrics"]["test_accuracy"])
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
 
@@ -221,7 +228,7 @@ def test_calibrate_cli_adds_images_to_an_old_checkpoint(synthetic_mnist_dir: Pat
 
 
 COMMANDS = {"digits": "training.train", "pairs": "training.pairs", "numbers": "training.sequences",
-            "calibrate": "training.calibrate", "evaluate": "training.evaluate"}
+            "calibrate": "training.calibrate", "evaluate": "training.evaluate", "export": "training.export"}
 ALIASES = ("training.pairs", "training.sequences", "training.evaluate", "training.calibrate")
 
 
@@ -251,9 +258,10 @@ def test_every_subcommand_help_names_each_of_its_options(capsys, command: str) -
     code, out, err = _help(capsys, [command, "--help"])
     assert code == 0, err
     assert out.startswith(f"usage: python -m training {command}")
-    options = [o for a in importlib.import_module(COMMANDS[command]).parser()._actions
-               for o in a.option_strings if o.startswith("--")]
-    assert len(options) >= 5, options
+    actions = importlib.import_module(COMMANDS[command]).parser()._actions
+    options = [o for a in actions for o in a.option_strings if o.startswith("--")]
+    options += [a.metavar or a.dest for a in actions if not a.option_strings]  # positionals
+    assert len(options) >= 2, options
     missing = [o for o in options if o not in out]
     assert not missing, f"{command} --help does not mention {missing}"
 

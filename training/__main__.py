@@ -1,4 +1,5 @@
-"""CLI: ``python -m training COMMAND ...``: train the three networks, calibrate, evaluate.
+"""CLI: ``python -m training COMMAND ...``: train the three networks, calibrate, evaluate,
+export ready-to-run graphs.
 
 Without a command, ``python -m training --epochs ...`` trains the digit network as it
 always did; ``python -m training.pairs``, ``.sequences``, ``.evaluate`` and
@@ -18,6 +19,7 @@ COMMANDS = {
     "numbers": ("training.sequences", "train the number reader (CTC) on numbers composed from MNIST digits"),
     "calibrate": ("training.calibrate", "add int8 calibration inputs to an existing checkpoint"),
     "evaluate": ("training.evaluate", "a digit checkpoint's MNIST test accuracy, confusion matrix and mistakes"),
+    "export": ("training.export", "write checkpoints' ready-to-run ONNX graphs (float32, int8) beside them"),
 }
 
 

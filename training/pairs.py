@@ -16,7 +16,7 @@ splitting words and letters that its cut lattice would read as 1s.
     python -m training pairs --out runs/pairs            # about 40 min on 2 CPU cores
     python -m training pairs --device cuda --workers 8   # minutes, with an NVIDIA GPU
     python -m training pairs --out runs/pairs --resume   # after an interrupt
-    cp runs/pairs/model.pt assets/pairs.pt
+    python -m training pairs --export assets/pairs.pt    # also ship it (with its ONNX graphs)
 
 A reader can also be fine-tuned (``--init``) with the stretches the live view asks it
 about in rendered scenes mixed in (``--scene-pairs``, mined by ``python -m

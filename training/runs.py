@@ -8,6 +8,7 @@ A run folder holds::
     curves.png          the metrics' curves, redrawn after every epoch
     last.pt             resumable checkpoint (with training state), after every epoch
     model.pt            the final weights (no optimizer state), with calibration inputs
+    model.onnx, model.int8.onnx   its ready-to-run graphs (training.export)
     final_metrics.json  model.pt's metrics
 
 Checkpoints are written atomically (a temp file, then a rename), so an interrupt never
@@ -189,13 +190,17 @@ class RunFolder:
             log.warning("could not draw %s: %s", self.out / "curves.png", err)
 
     def finish(self, final: dict[str, Any], export: str | None = None) -> list[Path]:
-        """The final checkpoint as ``model.pt`` (and ``export``) and ``final_metrics.json``;
-        returns the checkpoint paths written."""
+        """The final checkpoint as ``model.pt`` (and ``export``), each with its ready-to-run
+        ONNX graphs beside it, and ``final_metrics.json``; returns the paths written."""
         from training.checkpoint import save_checkpoint
+        from training.export import export_graphs
 
         if not self.writer:
             return []
-        written = [save_checkpoint(final, path) for path in [self.model] + ([Path(export)] if export else [])]
+        written = []
+        for path in [self.model] + ([Path(export)] if export else []):
+            written.append(save_checkpoint(final, path))
+            written += export_graphs(path)
         write_text_atomic(self.out / "final_metrics.json", json.dumps(final["metrics"], indent=2) + "\n")
         return written
 
@@ -301,7 +306,7 @@ def common_arguments(p: argparse.ArgumentParser, d: Any, *, lr_help: str, batch_
                         "~/.cache/realtime-digits/mnist)")
     p.add_argument("--download", action="store_true", help="download MNIST into the data folder when files are missing")
     p.add_argument("--out", default=d.out, help="run folder: settings, metrics.csv, curves.png, last.pt (resumable), "
-                                                "model.pt")
+                                                "model.pt and its ONNX graphs")
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=batch_help)
     p.add_argument("--lr", type=float, default=d.lr, help=lr_help)
@@ -317,7 +322,7 @@ def common_arguments(p: argparse.ArgumentParser, d: Any, *, lr_help: str, batch_
                         "--download, --threads, --device, --export, --no-progress and the like are taken "
                         "from this command)")
     p.add_argument("--export", default=d.export, metavar="PATH",
-                   help="also write the final checkpoint here (e.g. assets/digits.pt)")
+                   help="also write the final checkpoint here (e.g. assets/digits.pt), with its ONNX graphs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (one summary line per epoch only)")
 
 

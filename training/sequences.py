@@ -10,7 +10,7 @@ per column of its field, which digit (or none) is there.
 
     python -m training numbers --out runs/sequences   # about 40 min on 2 CPU cores
     python -m training numbers --out runs/sequences --resume   # after an interrupt
-    cp runs/sequences/model.pt assets/sequences.pt
+    python -m training numbers --export assets/sequences.pt    # also ship it (with its ONNX graphs)
 
 Settings: see ``--help``; the run folder: :mod:`training.runs`. The weights written are
 the last epoch's (no selection on any test set); the held-out figures come from numbers

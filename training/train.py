@@ -4,7 +4,8 @@ weights (``python -m training digits``).
 The run folder (:mod:`training.runs`) holds ``settings.json``, ``metrics.csv``,
 ``curves.png``, ``last.pt`` (resumable, rewritten atomically after every epoch, so Ctrl-C
 never loses more than the epoch in progress), ``model.pt`` (final weights, no optimizer
-state) and the plots ``confusion_matrix.png`` and ``mistakes.png``.
+state) with its ONNX graphs ``model.onnx`` and ``model.int8.onnx``, and the plots
+``confusion_matrix.png`` and ``mistakes.png``.
 
 The weights shipped are an exponential moving average (EMA) of the trained weights,
 taken at the last epoch: the test set is only reported, never used to pick an epoch.
