@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m training cali
         ckpt = read_checkpoint(args.checkpoint)
         images, labels = load_mnist("train", args.data_dir, download=args.download)
     except (CheckpointError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        for line in str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
     if is_pair_reader(ckpt):
         from training.pairs import pair_calibration

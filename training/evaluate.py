@@ -155,7 +155,8 @@ def parser(prog: str = "python -m training evaluate") -> argparse.ArgumentParser
         prog=prog,
         description="Evaluate a checkpoint on the full MNIST test set (10,000 images).",
     )
-    p.add_argument("--weights", default="assets/digits.pt", help="checkpoint file (default: %(default)s)")
+    p.add_argument("--weights", default="assets/digits.pt",
+                   help="a digit network's checkpoint (a reader's is refused; default: %(default)s)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST .gz files (default: $MNIST_DIR)")
     p.add_argument("--download", action="store_true", help="download MNIST into --data-dir when missing")
     p.add_argument("--out", default=None, help="folder for confusion matrix and mistakes plots (optional)")
@@ -167,14 +168,22 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m training eval
     from training.checkpoint import CheckpointError, load_checkpoint
     from training.data import DataError, load_mnist
 
-    args = parser(prog).parse_args(argv)
+    from training.runs import RunError, check_writable_dir
+
+    p = parser(prog)
+    args = p.parse_args(argv)
+    if args.threads < 1:
+        p.error(f"--threads must be >= 1, not {args.threads}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     try:
-        model, ckpt = load_checkpoint(args.weights)
+        if args.out:  # before the work, not after it
+            check_writable_dir(Path(args.out), "--out")
+        model, ckpt = load_checkpoint(args.weights, kind="digits")
         images, labels = load_mnist("test", args.data_dir, download=args.download)
-    except (CheckpointError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (CheckpointError, DataError, RunError) as err:
+        for line in str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
     norm = ckpt["normalization"]
     res = evaluate_model(model, images, labels, norm["mean"], norm["std"])

@@ -39,8 +39,8 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         d = dict(d)
-        if "widths" in d:
-            d["widths"] = tuple(int(w) for w in d["widths"])
+        if isinstance(d.get("widths"), (list, tuple)):
+            d["widths"] = tuple(d["widths"])
         return cls(**d)
 
 
@@ -150,11 +150,19 @@ class SeqNet(nn.Module):
         return self.head(self.rnn(z)[0])
 
 
+def check_config(config: ModelConfig) -> None:
+    """ValueError unless ``config`` builds one of :data:`NETWORKS`."""
+    net = network_class(config)
+    _check_config(config, net.ARCH, net.CLASS_COUNTS)
+
+
 def _check_config(config: ModelConfig, arch: str, class_counts: tuple[int, ...] | None) -> None:
     """ValueError unless ``config`` builds this network: its architecture, positive
     widths, an output count its layout knows (``None``: at least two)."""
     if config.arch != arch:
         raise ValueError(f"unknown architecture {config.arch!r}")
+    if not isinstance(config.widths, tuple):
+        raise ValueError(f"widths must be three channel counts, not {config.widths!r}")
     if len(config.widths) != 3 or any(not isinstance(w, int) or w < 1 for w in config.widths):
         raise ValueError(f"widths must be three positive channel counts, not {list(config.widths)}")
     if not isinstance(config.num_classes, int) or isinstance(config.num_classes, bool):
@@ -214,5 +222,6 @@ def count_macs(model: nn.Module, input_size: int | None = None) -> int:
     return total
 
 
-__all__ = ["ModelConfig", "DigitNet", "PairNet", "SeqNet", "NETWORKS", "KINDS", "network_class", "build_model",
+__all__ = ["ModelConfig", "DigitNet", "PairNet", "SeqNet", "NETWORKS", "KINDS", "network_class", "check_config",
+           "build_model",
            "count_parameters", "count_macs"]

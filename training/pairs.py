@@ -143,9 +143,9 @@ def load_scene_pairs(path: str | Path) -> tuple[np.ndarray, ...]:
 def load_start(path: str | Path, config: ModelConfig) -> dict[str, torch.Tensor]:
     """The weights of a pair reader's checkpoint to fine-tune, checked against ``config``."""
     try:
-        model = model_from_checkpoint(read_checkpoint(path), path)
+        model = model_from_checkpoint(read_checkpoint(path, PairNet.KIND), path)
     except CheckpointError as err:
-        raise DataError(f"--init: {err}") from err
+        raise DataError("\n".join(f"--init: {line}" for line in str(err).splitlines())) from err
     if model.config != config:
         raise DataError(f"--init {path}: a {model.config.to_dict()} network, not {config.to_dict()}")
     return model.state_dict()

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.checkpoint import CALIBRATION_IMAGES, make_checkpoint
+from training.checkpoint import CALIBRATION_IMAGES, TRAINING_STATE_KEYS, make_checkpoint
 from training.data import load_mnist
 from training.model import ModelConfig, build_model, count_parameters
-from training.runs import (Curves, RunError, RunFolder, common_arguments, common_problems, epoch_bar,
+from training.runs import (Curves, RunError, RunFolder, common_arguments, common_problems, epoch_bar, restore,
                            resumed_settings, settings_dict)
 
 HELD_OUT = 5000  # the last training images: held-out samples only, never composed into training ones
@@ -95,7 +95,8 @@ def reader_arguments(p: argparse.ArgumentParser, d: ReaderSettings, made: str) -
     p.add_argument("--workers", type=int, default=d.workers, help=f"processes composing {made}")
 
 
-def reader_problems(a: argparse.Namespace) -> list[str]:
+def reader_problems(a: argparse.Namespace | ReaderSettings) -> list[str]:
+    """What makes the options (or settings: the same names) no training run."""
     problems = common_problems(a)
     if a.samples < 100:
         problems.append(f"--samples must be >= 100, not {a.samples}")
@@ -148,10 +149,13 @@ def train_reader(settings: ReaderSettings, recipe: ReaderRecipe, log_line: Calla
     run.prepare(settings.export)
     start_epoch, rows, resume_state = 0, [], None
     if settings.resume:
-        saved, resume_state = run.read_resume()
-        settings = resumed_settings(type(settings), saved, settings, LOCAL_SETTINGS)
+        saved, resume_state = run.read_resume(recipe.kind, TRAINING_STATE_KEYS)
+        settings = resumed_settings(type(settings), saved, settings, LOCAL_SETTINGS, str(run.last))
         start_epoch, rows = int(resume_state["epoch"]), list(resume_state["rows"])
         log_line(f"resuming {run.last} after epoch {start_epoch}/{settings.epochs}")
+    problems = reader_problems(settings)
+    if problems:
+        raise RunError("\n".join(problems))
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     images, labels = load_mnist("train", settings.data_dir, download=settings.download)
@@ -167,7 +171,7 @@ def train_reader(settings: ReaderSettings, recipe: ReaderRecipe, log_line: Calla
         model.load_state_dict(start)
     tr = _optimizer(model.to(device), settings, recipe.steps_per_epoch(len(data[0]), settings.batch_size))
     if resume_state is not None:
-        tr.load_state_dict(resume_state)
+        restore(tr, resume_state, run.last)
     on_device = tuple(torch.from_numpy(a).to(device) for a in data)
     t_run, elapsed0 = time.perf_counter(), float(rows[-1]["elapsed_s"]) if rows else 0.0
     for epoch in range(start_epoch + 1, settings.epochs + 1):

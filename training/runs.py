@@ -101,13 +101,15 @@ def _type_name(hint: Any) -> str:
     return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
-def resumed_settings(cls: type, saved: dict[str, Any], given: Any, local: Iterable[str]) -> Any:
+def resumed_settings(cls: type, saved: dict[str, Any], given: Any, local: Iterable[str],
+                     where: str = "last.pt") -> Any:
     """The settings a resumed run continues with: the run's own (``saved``, validated by
     :func:`settings_problems`), except the ``local`` ones, which only affect this
-    machine or this invocation and come from ``given``. Raises :class:`RunError`."""
+    machine or this invocation and come from ``given``. Raises :class:`RunError`, one
+    line per problem, naming ``where`` they were stored."""
     problems = settings_problems(cls, saved)
     if problems:
-        raise RunError("cannot resume: " + "; ".join(problems))
+        raise RunError("\n".join(f"{where}: cannot resume: {p}" for p in problems))
     merged = dict(saved)
     for k in local:
         merged[k] = getattr(given, k)
@@ -127,6 +129,11 @@ def finite_positive(name: str, value: float) -> str | None:
 
 
 # ---------------------------------------------------------------------------- the folder
+
+
+# the files a run folder holds (their temp files, left by a kill mid-save, are removed on start)
+ARTIFACTS = ("settings.json", "metrics.csv", "curves.png", "last.pt", "model.pt", "model.onnx", "model.int8.onnx",
+             "final_metrics.json")
 
 
 class RunFolder:
@@ -150,24 +157,38 @@ class RunFolder:
             if export_path.is_dir():
                 raise RunError(f"--export {export}: is a folder, not a checkpoint file path")
             check_writable_dir(export_path.parent if str(export_path.parent) else Path("."), "--export")
-        if not self.writer or not self.out.is_dir():
+        if not self.writer:
             return
-        for folder, name in [(self.out, "last.pt"), (self.out, "model.pt")] + (
-                [(Path(export).parent, Path(export).name)] if export else []):
-            for stray in folder.glob(f".{name}.*.tmp"):
-                stray.unlink(missing_ok=True)
-                log.info("removed %s, left by an interrupted save", stray)
+        targets = [self.out / name for name in ARTIFACTS]
+        if export:
+            targets += [Path(export), Path(export).with_suffix(".onnx"), Path(export).with_suffix(".int8.onnx")]
+        for target in targets:
+            if target.parent.is_dir():
+                for stray in target.parent.glob(f".{target.name}.*.tmp"):
+                    stray.unlink(missing_ok=True)
+                    log.warning("removed %s, left by an interrupted save", stray)
 
-    def read_resume(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``(settings, training_state)`` of ``last.pt``. Raises :class:`CheckpointError`
-        when it is missing, damaged or holds no training state."""
-        from training.checkpoint import read_checkpoint
+    def read_resume(self, kind: str, needs: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(settings, training_state)`` of ``last.pt``, for a ``kind`` run whose training
+        state holds ``needs``. Raises :class:`CheckpointError` when it is missing,
+        damaged, of another kind or holds no training state this run can continue."""
+        from training.checkpoint import read_checkpoint, training_state_problems
 
-        ckpt = read_checkpoint(self.last)
+        ckpt = read_checkpoint(self.last, kind)
         state = ckpt.get("training_state")
         if state is None:
             raise CheckpointError(f"{self.last}: holds no training state to resume from")
-        return ckpt["settings"], state
+        problems = training_state_problems(state, needs)
+        settings = ckpt.get("settings", {})
+        widths = settings.get("widths") if isinstance(settings, dict) else None
+        if widths is not None and list(widths) != list(ckpt["model_config"].get("widths", [])):
+            problems.append(f"its settings' widths {widths} are not its network's {ckpt['model_config'].get('widths')}")
+        epochs, epoch = settings.get("epochs") if isinstance(settings, dict) else None, state.get("epoch")
+        if isinstance(epochs, int) and isinstance(epoch, int) and epoch > epochs:
+            problems.append(f"training_state epoch {epoch} is past the run's {epochs} epochs")
+        if problems:
+            raise CheckpointError("\n".join(f"{self.last}: cannot resume: {p}" for p in problems))
+        return settings, state
 
     def write_settings(self, settings: dict[str, Any]) -> None:
         """``settings.json``, creating the folder (after the data loaded: a run that
@@ -203,6 +224,16 @@ class RunFolder:
             written += export_graphs(path)
         write_text_atomic(self.out / "final_metrics.json", json.dumps(final["metrics"], indent=2) + "\n")
         return written
+
+
+def restore(training: Any, state: dict[str, Any], where: Path) -> None:
+    """``training.load_state_dict(state)``, a :class:`CheckpointError` when the stored
+    state does not fit the run (tensors of other shapes, a foreign optimizer state)."""
+    try:
+        training.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
+        detail = " ".join(str(err).strip().splitlines()[:1])[:160]
+        raise CheckpointError(f"{where}: cannot resume: its training state does not fit this run ({detail})") from err
 
 
 def check_writable_dir(folder: Path, option: str) -> None:
@@ -270,9 +301,17 @@ def plot_curves(metrics_csv: str | os.PathLike, out: str | os.PathLike, curves: 
     a2.set_xlabel("epoch"), a2.set_ylabel(curves.score_label), a2.legend(), a2.grid(alpha=0.3)
     a2.set_title("held-out figures")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, dpi=110, format="png")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return out
 
 
 def epoch_bar(enabled: bool, total: int, desc: str, unit: str = "img") -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -24,13 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.augment import AugmentConfig, augment
-from training.checkpoint import CLASS_NAMES, MNIST_NORMALIZATION, calibration_images, make_checkpoint
+from training.checkpoint import (CLASS_NAMES, MNIST_NORMALIZATION, TRAINING_STATE_KEYS, calibration_images,
+                                 make_checkpoint)
 from training.data import load_mnist, load_scene_crops
 from training.evaluate import EvalResult, evaluate_model, plot_confusion, plot_mistakes
 from training.model import DigitNet, ModelConfig, build_model, count_macs, count_parameters
 from training.negatives import NOT_A_DIGIT, make_negatives
 from training.runs import (Curves, RunError, RunFolder, common_arguments, common_problems, epoch_bar, parse_or_exit,
-                           resumed_settings, run_cli, settings_dict)
+                           restore, resumed_settings, run_cli, settings_dict)
 
 NEGATIVE_CLASS = 10
 NEGATIVE_BANK = 30000  # generated once per run; augmentation varies them further
@@ -274,12 +276,8 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     torch.set_num_threads(max(1, settings.threads))
     run = RunFolder(settings.out, CURVES)
     run.prepare(settings.export)
-    start_epoch, rows, resume_state = 0, [], None
-    if settings.resume:
-        saved, resume_state = run.read_resume()
-        settings = resumed_settings(TrainSettings, saved, settings, LOCAL_SETTINGS)
-        start_epoch, rows = int(resume_state["epoch"]), list(resume_state["rows"])
-        log_line(f"resuming {run.last} after epoch {start_epoch}/{settings.epochs}")
+    settings, resume_state = _resume(run, settings, log_line)
+    start_epoch, rows = (int(resume_state["epoch"]), list(resume_state["rows"])) if resume_state else (0, [])
     data = _load_data(settings)
     run.write_settings(settings.to_dict())
 
@@ -288,7 +286,7 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     tr = _build(settings, steps_per_epoch, len(class_names))
     negatives = _negative_bank(settings, data)
     if resume_state is not None:
-        tr.load_state_dict(resume_state)
+        restore(tr, resume_state, run.last)
     params, macs = count_parameters(tr.model), count_macs(tr.model)
     log_line(
         f"model digitnet widths={tuple(settings.widths)}: {params:,} parameters, {macs / 1e6:.2f} M MACs/image; "
@@ -326,6 +324,21 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     plot_confusion(res.confusion, run.out / "confusion_matrix.png")
     plot_mistakes(data.test_x, data.test_y, res.predictions, run.out / "mistakes.png")
     return final
+
+
+def _resume(run: RunFolder, settings: TrainSettings, log_line: Callable[[str], None],
+            ) -> tuple[TrainSettings, dict[str, Any] | None]:
+    """The settings the run goes on with (checked) and the training state to resume
+    from (``None``: a fresh run)."""
+    state = None
+    if settings.resume:
+        saved, state = run.read_resume(DigitNet.KIND, TRAINING_STATE_KEYS + ("ema", "generator"))
+        settings = resumed_settings(TrainSettings, saved, settings, LOCAL_SETTINGS, str(run.last))
+        log_line(f"resuming {run.last} after epoch {state['epoch']}/{settings.epochs}")
+    problems = _problems(settings)
+    if problems:
+        raise RunError("\n".join(problems))
+    return settings, state
 
 
 def _epoch(tr: _Training, data: _Data, negatives: torch.Tensor | None, settings: TrainSettings, epoch: int,
@@ -406,10 +419,16 @@ def parse_args(argv: Sequence[str] | None = None, prog: str = "python -m trainin
     )
 
 
-def _problems(a: argparse.Namespace) -> list[str]:
+def _problems(a: argparse.Namespace | TrainSettings) -> list[str]:
+    """What makes the options (or settings: the same names) no training run."""
     problems = common_problems(a)
     if a.batch_size < 2:
         problems.append("--batch-size must be >= 2 (batch norm needs two images)")
+    for name, lo, hi in (("weight_decay", 0, math.inf), ("label_smoothing", 0, 1), ("ema_decay", 0, 1),
+                         ("augment", 0, math.inf), ("negatives", 0, 1)):
+        v = getattr(a, name)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v and (v < hi or hi is math.inf)):
+            problems.append(f"--{name.replace('_', '-')} must be a number in [{lo}, {hi}), not {v}")
     for name in ("train_subset", "test_subset"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be >= 1, not {getattr(a, name)}")
