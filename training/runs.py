@@ -384,28 +384,31 @@ def common_problems(a: argparse.Namespace) -> list[str]:
 
 
 def run_cli(work: Callable[[], dict[str, Any]], out: str, resume_command: str,
-            summary: Callable[[dict[str, Any]], str]) -> int:
+            summary: Callable[[dict[str, Any]], str], quiet: bool = False) -> int:
     """A trainer's CLI around ``work()``: Ctrl-C and SIGTERM stop it between two steps
     (exit 130, saying how to resume from the last complete epoch), bad data, checkpoints
     or outputs are one ``error:`` line per problem on stderr (exit 2), success prints
-    ``summary(final checkpoint)``."""
+    ``summary(final checkpoint)``. ``quiet``: the same exit codes, nothing printed (the
+    ranks but rank 0 under torchrun)."""
     from training.data import DataError
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING if not quiet else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+    say = (lambda *a, **k: None) if quiet else print
     restore = interrupt_on_signals()
     try:
         final = work()
     except (DataError, CheckpointError, RunError) as err:
         for line in str(err).splitlines() or [type(err).__name__]:
-            print(f"error: {line}", file=sys.stderr)
+            say(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the last complete epoch is in {Path(out) / 'last.pt'}; "
-              f"continue with: {resume_command} --out {out} --resume", file=sys.stderr)
+        say(f"\ninterrupted: the last complete epoch is in {Path(out) / 'last.pt'}; "
+            f"continue with: {resume_command} --out {out} --resume", file=sys.stderr)
         return 130
     finally:
         restore()
-    print(summary(final), flush=True)
+    say(summary(final), flush=True)
     return 0
 
 
