@@ -7,12 +7,16 @@ The heavy objects (MNIST test arrays, the loaded recognizer) are loaded once per
   (tests that need them skip when it is unset);
 - ``photos_dir`` / ``real_dir``: the real photo folders ``$PHOTOS_DIR`` / ``$REAL_DIR``
   (skip when unset; fail when set to something that is not a folder: a broken setup);
-- ``recognizer``: ``Recognizer.load()`` of the shipped checkpoints.
+- ``recognizer``: ``Recognizer.load()`` of the shipped checkpoints;
+- ``synthetic_digits`` / ``synthetic_mnist_dir``: printed digits in MNIST's field, as
+  arrays and as an MNIST-shaped folder of IDX files, for tests (the trainers') that
+  must run without MNIST.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import os
 from pathlib import Path
 
@@ -90,3 +94,75 @@ def recognizer():
     if not path.is_file():
         pytest.skip(f"no trained checkpoint at {path}: train one (python -m training) or set $DIGITS_WEIGHTS")
     return _load_recognizer(str(path))
+
+
+# OpenCV's stroke fonts (tests only: training never draws with them) and pens
+_FONTS = (0, 2, 3, 4, 6, 7)  # FONT_HERSHEY_SIMPLEX, DUPLEX, COMPLEX, TRIPLEX, SCRIPT_SIMPLEX, SCRIPT_COMPLEX
+
+
+def _synthetic_variants(per_class: int, seed: int) -> np.ndarray:
+    """uint8 [10, per_class, 28, 28]: each digit drawn in a random font, pen, slant and
+    size at 4x, then put in MNIST's field by the recognizer's own recipe."""
+    import cv2
+
+    from training.fields import to_mnist
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros((10, per_class, 28, 28), np.uint8)
+    for d in range(10):
+        for i in range(per_class):
+            canvas = np.zeros((128, 128), np.uint8)
+            scale = rng.uniform(2.4, 3.4)
+            cv2.putText(canvas, str(d), (24, 104), int(rng.choice(_FONTS)), scale, 255, int(rng.integers(5, 12)),
+                        cv2.LINE_AA)
+            shear = rng.uniform(-0.3, 0.1)
+            m = np.float32([[1, shear, -shear * 64], [0, 1, 0]])
+            canvas = cv2.warpAffine(canvas, m, (128, 128))
+            out[d, i] = np.clip(to_mnist(canvas, canvas > 12) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _synthetic_split(variants: np.ndarray, counts: list[int], rng: np.random.Generator,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    labels = rng.permutation(np.repeat(np.arange(10), counts)).astype(np.uint8)
+    images = variants[labels, rng.integers(0, variants.shape[1], len(labels))]
+    # a pixel of play either way, as MNIST's centring has
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            pick = rng.random(len(images)) < 1 / 9
+            images[pick] = np.roll(images[pick], (dy, dx), axis=(1, 2))
+    return images, labels
+
+
+def _write_idx(path: Path, array: np.ndarray, magic: int) -> None:
+    header = magic.to_bytes(4, "big") + len(array).to_bytes(4, "big")
+    if array.ndim == 3:
+        header += array.shape[1].to_bytes(4, "big") + array.shape[2].to_bytes(4, "big")
+    path.write_bytes(gzip.compress(header + array.tobytes(), compresslevel=1))
+
+
+@pytest.fixture(scope="session")
+def synthetic_digits() -> tuple[np.ndarray, np.ndarray]:
+    """``(images uint8 [2000, 28, 28], labels int64 [2000])``: printed digits in
+    MNIST's field (200 per class, in random order), for fast tests without MNIST."""
+    variants = _synthetic_variants(40, seed=1)
+    images, labels = _synthetic_split(variants, [200] * 10, np.random.default_rng(2))
+    return images, labels.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def synthetic_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of the four MNIST IDX files holding printed digits instead of MNIST's
+    (MNIST's sizes and per-class counts, so ``training.data.load_mnist`` takes it):
+    trainers run end to end on it without ``$MNIST_DIR``. Easy digits: a few hundred
+    steps read them almost all."""
+    from training.data import CLASS_COUNTS, FILES
+
+    root = tmp_path_factory.mktemp("synthetic_mnist")
+    variants = _synthetic_variants(40, seed=3)
+    rng = np.random.default_rng(4)
+    for split, (img_name, lbl_name, _) in FILES.items():
+        images, labels = _synthetic_split(variants, CLASS_COUNTS[split], rng)
+        _write_idx(root / img_name, images, 2051)
+        _write_idx(root / lbl_name, labels, 2049)
+    return root

@@ -253,3 +253,35 @@ def test_pickled_module_is_refused(tmp_path: Path) -> None:
     torch.save(ckpt, inside)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(inside)
+
+
+@pytest.mark.parametrize("arch,classes,width", [("pairnet", 24, 56), ("seqnet", 11, 128)])
+def test_reader_calibration_must_be_the_readers_own_fields(tmp_path: Path, arch: str, classes: int,
+                                                           width: int) -> None:
+    """A reader's calibration images are as wide as its input (two fields for the pair
+    reader, a whole number for the number reader); others are refused at load with a
+    one-line error (they would quantize a graph of another shape)."""
+    model = build_model(ModelConfig(arch=arch, widths=(4, 8, 8), num_classes=classes))
+    assert type(model).input_shape(model.config) == (28, width)
+    names = [str(i) for i in range(classes)]
+    ckpt = make_checkpoint(model, class_names=names, calibration=torch.zeros(4, 28, 28, dtype=torch.uint8))
+    with pytest.raises(CheckpointError, match=rf"uint8 \[N, 28, {width}\]"):
+        load_checkpoint(save_checkpoint(ckpt, tmp_path / "bad.pt"))
+    ckpt["calibration"] = torch.zeros(4, 28, width, dtype=torch.uint8)
+    load_checkpoint(save_checkpoint(ckpt, tmp_path / "good.pt"))
+
+
+def test_networks_declare_their_input_and_output_layout() -> None:
+    from training import fields
+    from training.model import PairNet, SeqNet
+
+    pair = build_model(ModelConfig(arch="pairnet", widths=(4, 8, 8), num_classes=fields.PAIR_OUTPUTS.size))
+    out = pair(torch.zeros(2, 1, *PairNet.input_shape(pair.config)))
+    assert out.shape == (2, fields.PAIR_OUTPUTS.size) and PairNet.OUTPUTS is fields.PAIR_OUTPUTS
+    seq = build_model(ModelConfig(arch="seqnet", widths=(4, 8, 8), num_classes=fields.NUMBER_BLANK + 1))
+    out = seq(torch.zeros(2, 1, 28, fields.NUMBER_WIDTH))
+    assert out.shape == (2, fields.NUMBER_WIDTH // 4, fields.NUMBER_BLANK + 1) and SeqNet.WIDTH == fields.NUMBER_WIDTH
+    for config in (ModelConfig(arch="pairnet", num_classes=10), ModelConfig(arch="seqnet", num_classes=10),
+                   ModelConfig(num_classes=1), ModelConfig(widths=(0, 8, 8))):
+        with pytest.raises(ValueError):
+            build_model(config)

@@ -12,6 +12,7 @@ out); the CLI writes a valid ``.npz`` that ``training.data.load_scene_crops`` re
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -213,7 +214,8 @@ def test_pairs_cli_mines_what_pair_training_fine_tunes_on(mnist_dir: Path, repo_
     assert f"{len(fields)} pair-reader inputs ({int(is_pair.sum())} pairs" in proc.stdout
 
     start = tmp_path / "start"
-    base = ["training.pairs", "--data-dir", str(mnist_dir), "--epochs", "1", "--workers", "1", "--widths", "4", "8", "8"]
+    base = ["training.pairs", "--data-dir", str(mnist_dir), "--epochs", "1", "--workers", "1", "--widths", "4", "8", "8",
+            "--held-out", "200"]
     proc = _cli(repo_root, *base, "--samples", "300", "--out", str(start))
     assert proc.returncode == 0, proc.stderr[-2000:]
     tuned = tmp_path / "tuned"
@@ -227,8 +229,9 @@ def test_pairs_cli_mines_what_pair_training_fine_tunes_on(mnist_dir: Path, repo_
     for k, v in first.items():
         if v.dtype.is_floating_point and "running" not in k:
             assert torch.allclose(v, after[k], atol=1e-5), k
-    settings = json.loads((tuned / "metrics.json").read_text())
-    assert settings and "pair_read" in settings[-1]
+    with open(tuned / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and "pair_read" in rows[-1]
 
     # a digit network is no pair reader to start from, and a missing .npz is no data
     for bad, needle in ((["--init", str(repo_root / "assets" / "digits.pt")], "--init"),

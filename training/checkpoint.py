@@ -3,6 +3,7 @@
 A checkpoint is a dict of plain values and tensors, never pickled modules::
 
     {"format": "realtime-digits", "format_version": 1,
+     "kind": "digits",                # or "pairs", "numbers" (older files: from model_config's arch)
      "model_config": {...}, "state_dict": {...},
      "normalization": {"mean": .., "std": .., "size": 28, "box": 20},
      "class_names": ["0", ..., "9"], "metrics": {...}, "settings": {...},
@@ -12,19 +13,31 @@ A checkpoint is a dict of plain values and tensors, never pickled modules::
 
 The normalization constants live here and only here: the live recognizer reads them
 from the checkpoint so training and inference can never disagree.
+
+Loading checks the archive's checksums (a flipped byte in a weight is refused, not read
+as a network that calls every digit 7), the whole schema (one line per problem: NaN/inf
+weights, a zero std, malformed fields, a training state that cannot be resumed) and,
+where the caller names one, the kind.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from training.model import DigitNet, ModelConfig, SeqNet, build_model
+from training.errors import CheckpointError
+from training.model import KINDS, ModelConfig, PairNet, SeqNet, build_model, check_config, network_class
+
+log = logging.getLogger(__name__)
 
 FORMAT = "realtime-digits"
 FORMAT_VERSION = 1
@@ -34,6 +47,7 @@ MNIST_NORMALIZATION: dict[str, float | int] = {"mean": 0.1307, "std": 0.3081, "s
 CLASS_NAMES = [str(d) for d in range(10)]
 # training images stored with the weights so inference can calibrate int8 ranges offline
 CALIBRATION_IMAGES = 256
+KIND_NAMES = {"digits": "the digit network", "pairs": "the pair reader", "numbers": "the number reader"}
 
 
 def calibration_images(images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: int = 0) -> torch.Tensor:
@@ -44,23 +58,19 @@ def calibration_images(images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: 
 
 
 def is_pair_reader(ckpt: dict[str, Any]) -> bool:
-    """Whether a checkpoint holds the pair reader (``realtime.pairs``), not a digit network."""
+    """Whether a checkpoint holds the pair reader, not a digit network."""
     config = ckpt.get("model_config")
-    return isinstance(config, dict) and config.get("arch") == "pairnet"
+    return isinstance(config, dict) and config.get("arch") == PairNet.ARCH
 
 
 def is_number_reader(ckpt: dict[str, Any]) -> bool:
-    """Whether a checkpoint holds the number reader (``realtime.sequences``)."""
+    """Whether a checkpoint holds the number reader."""
     config = ckpt.get("model_config")
     return isinstance(config, dict) and config.get("arch") == SeqNet.ARCH
 
 
-class CheckpointError(Exception):
-    """A checkpoint is missing, unreadable, foreign or does not match the code."""
-
-
 def make_checkpoint(
-    model: DigitNet,
+    model: nn.Module,
     *,
     metrics: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
@@ -73,6 +83,7 @@ def make_checkpoint(
     ckpt: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "kind": model.KIND,
         "model_config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in (state_dict or model.state_dict()).items()},
         "normalization": dict(normalization or MNIST_NORMALIZATION),
@@ -114,47 +125,204 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and validate the dict (no model built). Raises :class:`CheckpointError`."""
+def read_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """Load and validate the dict (no model built): the archive's checksums, then the
+    whole schema (:func:`checkpoint_problems`); ``kind``: the network the caller needs
+    (``digits``, ``pairs``, ``numbers``; ``None``: any). Raises :class:`CheckpointError`,
+    one line per problem, each naming the file."""
     path = Path(path)
+    ckpt = _load_archive(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} checkpoint")
+    version = ckpt.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path}: checkpoint format version {version!r} ({type(version).__name__}), "
+                              f"this code reads version {FORMAT_VERSION}")
+    problems = checkpoint_problems(ckpt)
+    found = checkpoint_kind(ckpt)
+    config = ckpt.get("model_config")
+    arch_kind = KINDS.get(config.get("arch", "digitnet")) if isinstance(config, dict) else None
+    # a stored kind that is not its architecture's is a problem already, not a second one
+    consistent = arch_kind is None or found == arch_kind
+    if kind is not None and found is not None and found != kind and consistent:
+        problems.insert(0, f"a {found} checkpoint ({KIND_NAMES.get(found, found)}), not a {kind} checkpoint "
+                           f"({KIND_NAMES.get(kind, kind)})")
+    if problems:
+        raise CheckpointError("\n".join(f"{path}: {p}" for p in problems))
+    return ckpt
+
+
+def _load_archive(path: Path) -> Any:
+    """The unpickled archive (``weights_only``), its entries' checksums verified first:
+    torch.load itself reads damaged tensor bytes without a word."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     # torch.save writes a zip archive; anything else is corrupt, truncated or foreign
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, truncated or not a PyTorch file)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        if "weights only" in str(err).lower() or "weights_only" in str(err):
-            reason = "it holds pickled Python objects, which are never loaded"
-        else:
-            reason = f"corrupt archive: {type(err).__name__}"
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} checkpoint")
-    version = ckpt.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {version}, this code reads version {FORMAT_VERSION}"
-        )
-    for key in ("model_config", "state_dict", "normalization", "class_names"):
-        if key not in ckpt:
-            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
-    calib = ckpt.get("calibration")
-    if calib is not None:
-        size = int(ckpt["normalization"].get("size", 28))
-        # the pair reader's inputs are two fields wide (realtime.pairs), the number
-        # reader's a whole number wide (realtime.sequences)
-        shape = ((size, 2 * size) if is_pair_reader(ckpt) else (size, SeqNet.WIDTH) if is_number_reader(ckpt)
-                 else (size, size))
-        if not (isinstance(calib, torch.Tensor) and calib.dtype == torch.uint8 and calib.ndim == 3
-                and tuple(calib.shape[1:]) == shape and len(calib) > 0):
-            raise CheckpointError(f"{path}: calibration images must be uint8 [N, {shape[0]}, {shape[1]}]")
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt archive: {type(err).__name__})") from err
+    if bad is not None:
+        raise CheckpointError(f"{path}: damaged: archive entry {bad} fails its checksum")
+    # torch's own warnings (about storage formats, say) would print before the error line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+            if "weights only" in str(err).lower() or "weights_only" in str(err):
+                reason = "it holds pickled Python objects, which are never loaded"
+            else:
+                reason = f"corrupt archive: {type(err).__name__}"
+            raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from err
+    for w in caught:
+        log.debug("%s: torch.load: %s", path, w.message)
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> DigitNet:
-    """Rebuild the network from the stored config and weights (eval mode)."""
+def checkpoint_kind(ckpt: dict[str, Any]) -> str | None:
+    """The network a checkpoint holds: its stored ``kind``, else (checkpoints written
+    before kinds were stored) the one its architecture makes; ``None`` when neither says."""
+    if isinstance(ckpt.get("kind"), str):
+        return ckpt["kind"]
+    config = ckpt.get("model_config")
+    arch = config.get("arch", "digitnet") if isinstance(config, dict) else None
+    return KINDS.get(arch) if isinstance(arch, str) else None
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def checkpoint_problems(ckpt: dict[str, Any]) -> list[str]:
+    """Everything wrong with a checkpoint dict's schema, one line each: missing or
+    malformed fields, a config this code cannot build, NaN/inf weights, class names that
+    do not fit the outputs, calibration inputs of the wrong shape, a kind that is not its
+    architecture's, a malformed training state."""
+    problems = [f"checkpoint lacks {k!r}" for k in ("model_config", "state_dict", "normalization", "class_names")
+                if k not in ckpt]
+    config = _config_problems(ckpt.get("model_config"), problems) if "model_config" in ckpt else None
+    if "state_dict" in ckpt:
+        problems += _state_dict_problems(ckpt["state_dict"])
+    if "normalization" in ckpt:
+        problems += normalization_problems(ckpt["normalization"])
+    names = ckpt.get("class_names")
+    if "class_names" in ckpt and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        problems.append(f"class_names must be a non-empty list of strings, not {names!r:.60}")
+    elif config is not None and isinstance(names, list) and len(names) != config.num_classes:
+        problems.append(f"{len(names)} class names for {config.num_classes} outputs")
+    for key in ("metrics", "settings"):
+        if key in ckpt and not isinstance(ckpt[key], dict):
+            problems.append(f"{key} must be a dict, not {type(ckpt[key]).__name__}")
+    kind = ckpt.get("kind")
+    if "kind" in ckpt and kind not in set(KINDS.values()):
+        problems.append(f"kind {kind!r:.40} is not one of {', '.join(sorted(set(KINDS.values())))}")
+    elif kind is not None and config is not None and KINDS.get(config.arch) != kind:
+        problems.append(f"kind {kind!r} but a {config.arch} network (a {KINDS.get(config.arch)} network)")
+    if ckpt.get("calibration") is not None and config is not None:
+        problems += _calibration_problems(ckpt["calibration"], network_class(config).input_shape(config))
+    if "training_state" in ckpt:
+        problems += training_state_problems(ckpt["training_state"], ())
+    return problems
+
+
+def _config_problems(value: Any, problems: list[str]) -> ModelConfig | None:
+    """The config, or None with the problem appended."""
+    if not isinstance(value, dict):
+        problems.append(f"model_config must be a dict, not {type(value).__name__}")
+        return None
+    try:
+        config = ModelConfig.from_dict(value)
+        check_config(config)
+    except (TypeError, ValueError) as err:
+        problems.append(f"model config does not match this code ({err})")
+        return None
+    return config
+
+
+def _state_dict_problems(sd: Any) -> list[str]:
+    if not isinstance(sd, dict) or not sd:
+        return [f"state_dict must be a non-empty dict of tensors, not {type(sd).__name__}"]
+    wrong = [k for k, v in sd.items()
+             if not (isinstance(k, str) and isinstance(v, torch.Tensor) and v.layout == torch.strided)]
+    if wrong:
+        return [f"state_dict entries are not named dense tensors: {', '.join(map(str, wrong[:3]))}"]
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    return [f"NaN or infinite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}"] if bad else []
+
+
+def normalization_problems(norm: Any) -> list[str]:
+    """What keeps ``norm`` from being an input recipe's constants (mean, std > 0, size, box)."""
+    if not isinstance(norm, dict):
+        return [f"normalization must be a dict, not {type(norm).__name__}"]
+    problems = [f"normalization lacks {k!r}" for k in ("mean", "std", "size", "box") if k not in norm]
+    if "mean" in norm and not _is_number(norm["mean"]):
+        problems.append(f"normalization mean {norm['mean']!r} is not a finite number")
+    if "std" in norm and not (_is_number(norm["std"]) and norm["std"] > 0):
+        problems.append(f"normalization std {norm['std']!r} is not a finite number > 0")
+    for k in ("size", "box"):
+        if k in norm and not (_is_int(norm[k]) and norm[k] > 0):
+            problems.append(f"normalization {k} {norm[k]!r} is not a positive integer")
+    if _is_int(norm.get("size")) and _is_int(norm.get("box")) and norm["box"] > norm["size"]:
+        problems.append(f"normalization box {norm['box']} is larger than its field ({norm['size']})")
+    return problems
+
+
+def _calibration_problems(calib: Any, shape: tuple[int, int]) -> list[str]:
+    if (isinstance(calib, torch.Tensor) and calib.dtype == torch.uint8 and calib.ndim == 3
+            and tuple(calib.shape[1:]) == shape and len(calib) > 0):
+        return []
+    return [f"calibration images must be uint8 [N, {shape[0]}, {shape[1]}]"]
+
+
+# what every trainer's training state holds; trainers name what else theirs needs
+TRAINING_STATE_KEYS = ("epoch", "rows", "model", "optimizer", "scheduler", "torch_rng")
+
+
+def training_state_problems(state: Any, needs: tuple[str, ...] = TRAINING_STATE_KEYS) -> list[str]:
+    """What keeps ``state`` from being a resumable training state holding ``needs``."""
+    if not isinstance(state, dict):
+        return [f"training_state must be a dict, not {type(state).__name__}"]
+    problems = [f"training_state lacks {k!r}" for k in needs if k not in state]
+    epoch = state.get("epoch")
+    if "epoch" in state and not (_is_int(epoch) and epoch >= 0):
+        problems.append(f"training_state epoch {epoch!r:.20} is not a whole number >= 0")
+    rows = state.get("rows")
+    if "rows" in state and not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+        problems.append("training_state rows must be a list of dicts (one per epoch)")
+    elif _is_int(epoch) and isinstance(rows, list) and len(rows) != epoch:
+        problems.append(f"training_state has {len(rows)} metric rows for {epoch} epochs")
+    for key in ("model", "optimizer", "scheduler", "ema"):
+        if key in state and not isinstance(state[key], dict):
+            problems.append(f"training_state {key} must be a dict, not {type(state[key]).__name__}")
+    if isinstance(state.get("optimizer"), dict) and not {"state", "param_groups"} <= set(state["optimizer"]):
+        problems.append("training_state optimizer is not an optimizer's state (no state and param_groups)")
+    for key in ("torch_rng", "generator", "aug_generator"):
+        if key in state and not (isinstance(state[key], torch.Tensor) and state[key].dtype == torch.uint8):
+            problems.append(f"training_state {key} must be a random generator's state (uint8 tensor)")
+    return problems
+
+
+def input_shape(ckpt: dict[str, Any]) -> tuple[int, int]:
+    """The (height, width) of the checkpoint's network's input field."""
+    try:
+        config = ModelConfig.from_dict(ckpt["model_config"])
+        return network_class(config).input_shape(config)
+    except (TypeError, ValueError, KeyError):
+        size = int(ckpt["normalization"].get("size", 28))
+        return size, size
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> nn.Module:
+    """Rebuild the network from the stored config and weights (eval mode); ``ckpt`` as
+    :func:`read_checkpoint` returns it."""
     try:
         config = ModelConfig.from_dict(ckpt["model_config"])
         model = build_model(config)
@@ -172,7 +340,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "<chec
     return model
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[DigitNet, dict[str, Any]]:
-    """``(model, checkpoint dict)`` for a checkpoint file, validated."""
-    ckpt = read_checkpoint(path)
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, checkpoint dict)`` for a checkpoint file, validated (see
+    :func:`read_checkpoint`; ``kind``: the network the caller needs, ``None``: any)."""
+    ckpt = read_checkpoint(path, kind)
     return model_from_checkpoint(ckpt, path), ckpt

@@ -1,13 +1,13 @@
 """Metrics and plots for any checkpoint: accuracy, loss, per-class accuracy, confusion
 matrix, a grid of mistakes, training curves.
 
-CLI: ``python -m training.evaluate --weights assets/digits.pt [--data-dir D] [--out DIR]``
+CLI: ``python -m training evaluate --weights assets/digits.pt [--data-dir D] [--out DIR]``
+(``python -m training.evaluate`` is the same).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import sys
 from dataclasses import dataclass
@@ -91,27 +91,11 @@ def _plt():
 
 
 def plot_curves(metrics_csv: str | Path, out: str | Path) -> Path:
-    """Loss and accuracy per epoch from a run's ``metrics.csv``."""
-    plt = _plt()
-    with open(metrics_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    ep = [int(r["epoch"]) for r in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.plot(ep, [float(r["train_loss"]) for r in rows], "o-", label="train (augmented)")
-    a1.plot(ep, [float(r["test_loss"]) for r in rows], "o-", label="test")
-    a1.set_xlabel("epoch"), a1.set_ylabel("cross-entropy"), a1.set_yscale("log"), a1.legend()
-    a1.set_title("loss")
-    a2.plot(ep, [100 * float(r["train_acc"]) for r in rows], "o-", label="train (augmented)")
-    a2.plot(ep, [100 * float(r["test_acc"]) for r in rows], "o-", label="test")
-    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy %"), a2.legend()
-    lo = min(100 * float(r["test_acc"]) for r in rows)
-    a2.set_ylim(max(lo - 0.5, 90), 100)
-    a2.grid(alpha=0.3)
-    a2.set_title("accuracy")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+    """Loss and accuracy per epoch from a digit run's ``metrics.csv``."""
+    from training.runs import plot_curves as plot_run_curves
+    from training.train import CURVES
+
+    return plot_run_curves(metrics_csv, out, CURVES)
 
 
 def plot_confusion(cm: np.ndarray, out: str | Path, title: str = "MNIST test confusion matrix") -> Path:
@@ -138,18 +122,23 @@ def plot_confusion(cm: np.ndarray, out: str | Path, title: str = "MNIST test con
 def plot_mistakes(
     images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, out: str | Path, limit: int = 100
 ) -> Path:
-    """A grid of misclassified images titled ``true->pred``."""
+    """A grid of misclassified images titled ``true->pred``, drawn as one picture (a
+    hundred small axes took seconds to lay out)."""
     plt = _plt()
     idx = torch.nonzero(preds != labels).flatten()[:limit].tolist()
-    cols = 10
+    cols, cell, gap = 10, images.shape[-1], 12  # gap: room above each image for its title
     rows = max(1, (len(idx) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.25 + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, idx):
-        ax.imshow(images[i].numpy(), cmap="gray")
-        ax.set_title(f"{int(labels[i])}->{int(preds[i])}", fontsize=8, color="crimson")
-    fig.suptitle(f"test mistakes (true->predicted), {len(idx)} shown", fontsize=10)
+    sheet = np.full((rows * (cell + gap), cols * (cell + 4)), 255, np.uint8)
+    fig, ax = plt.subplots(figsize=(cols * 1.1, rows * 1.3 + 0.4))
+    for k, i in enumerate(idx):
+        r, c = divmod(k, cols)
+        y, x = r * (cell + gap) + gap, c * (cell + 4) + 2
+        sheet[y : y + cell, x : x + cell] = 255 - images[i].numpy()
+        ax.text(x + cell / 2, y - 2, f"{int(labels[i])}->{int(preds[i])}", ha="center", va="bottom", fontsize=8,
+                color="crimson")
+    ax.imshow(sheet, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(f"test mistakes (true->predicted), {len(idx)} shown", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -165,27 +154,41 @@ def format_report(res: EvalResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from training.checkpoint import CheckpointError, load_checkpoint
-    from training.data import DataError, load_mnist
-
+def parser(prog: str = "python -m training evaluate") -> argparse.ArgumentParser:
+    """The evaluate command's options."""
     p = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog=prog,
         description="Evaluate a checkpoint on the full MNIST test set (10,000 images).",
     )
-    p.add_argument("--weights", default="assets/digits.pt", help="checkpoint file (default: %(default)s)")
+    p.add_argument("--weights", default="assets/digits.pt",
+                   help="a digit network's checkpoint (a reader's is refused; default: %(default)s)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST .gz files (default: $MNIST_DIR)")
     p.add_argument("--download", action="store_true", help="download MNIST into --data-dir when missing")
     p.add_argument("--out", default=None, help="folder for confusion matrix and mistakes plots (optional)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch (default: %(default)s)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m training evaluate") -> int:
+    from training.checkpoint import CheckpointError, load_checkpoint
+    from training.data import DataError, load_mnist
+
+    from training.runs import RunError, check_writable_dir
+
+    p = parser(prog)
     args = p.parse_args(argv)
+    if args.threads < 1:
+        p.error(f"--threads must be >= 1, not {args.threads}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     try:
-        model, ckpt = load_checkpoint(args.weights)
+        if args.out:  # before the work, not after it
+            check_writable_dir(Path(args.out), "--out")
+        model, ckpt = load_checkpoint(args.weights, kind="digits")
         images, labels = load_mnist("test", args.data_dir, download=args.download)
-    except (CheckpointError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (CheckpointError, DataError, RunError) as err:
+        for line in str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
     norm = ckpt["normalization"]
     res = evaluate_model(model, images, labels, norm["mean"], norm["std"])
@@ -201,4 +204,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(prog="python -m training.evaluate"))

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from training import fields
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -37,8 +39,8 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         d = dict(d)
-        if "widths" in d:
-            d["widths"] = tuple(int(w) for w in d["widths"])
+        if isinstance(d.get("widths"), (list, tuple)):
+            d["widths"] = tuple(d["widths"])
         return cls(**d)
 
 
@@ -61,18 +63,25 @@ def _stages(a: int, b: int, c: int) -> nn.Sequential:
 
 
 class DigitNet(nn.Module):
-    """Input: normalized [N, 1, 28, 28] float; output: class logits [N, num_classes]."""
+    """Input: normalized [N, 1, 28, 28] float; output: class logits [N, num_classes]
+    (the ten digits, and "not a digit" when trained with negatives)."""
 
     ARCH = "digitnet"
+    KIND = "digits"  # what checkpoints, graphs and loaders call this network
+    CLASS_COUNTS: tuple[int, ...] | None = None  # any count: the class names say what each is
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
-        if config.arch != self.ARCH:
-            raise ValueError(f"unknown architecture {config.arch!r}")
+        _check_config(config, self.ARCH, self.CLASS_COUNTS)
         a, b, c = config.widths
         self.config = config
         self.features = _stages(a, b, c)
         self.pool, self.head = self._pool_and_head(c, config.num_classes)
+
+    @classmethod
+    def input_shape(cls, config: ModelConfig) -> tuple[int, int]:
+        """The (height, width) of one input field."""
+        return config.input_size, config.input_size
 
     @staticmethod
     def _pool_and_head(channels: int, outputs: int) -> tuple[nn.Module, nn.Module]:
@@ -83,13 +92,22 @@ class DigitNet(nn.Module):
 
 
 class PairNet(DigitNet):
-    """Two touching digits: input [N, 1, 28, 56] (``realtime.pairs.pair_field``); output
-    [N, 23]: the left digit's 10 logits, the right digit's 10, a "this is a pair" logit
-    and two split logits (see ``realtime.pairs``). The same three stages as
-    :class:`DigitNet`, but the features are pooled into 7 columns, not one, because the
-    heads must know which digit is on which side."""
+    """Two touching digits: input [N, 1, 28, PAIR_WIDTH] (``training.fields.wide_field``);
+    output [N, PAIR_OUTPUTS.size], laid out as :data:`OUTPUTS` says: the left digit's 10
+    logits, the right digit's 10, a "this is a pair" logit, two split logits and a
+    "these are digits" logit (readers trained before that last one have
+    ``PAIR_OUTPUTS.legacy_size`` outputs). The same three stages as :class:`DigitNet`,
+    but the features are pooled into 7 columns, not one, because the heads must know
+    which digit is on which side."""
 
     ARCH = "pairnet"
+    KIND = "pairs"
+    OUTPUTS = fields.PAIR_OUTPUTS  # where each answer sits in the output vector
+    CLASS_COUNTS = (fields.PAIR_OUTPUTS.size, fields.PAIR_OUTPUTS.legacy_size)
+
+    @classmethod
+    def input_shape(cls, config: ModelConfig) -> tuple[int, int]:
+        return config.input_size, fields.PAIR_WIDTH
 
     @staticmethod
     def _pool_and_head(channels: int, outputs: int) -> tuple[nn.Module, nn.Module]:
@@ -98,21 +116,23 @@ class PairNet(DigitNet):
 
 
 class SeqNet(nn.Module):
-    """A whole touching number read left to right: input [N, 1, 28, 128]
-    (``realtime.sequences.sequence_field``); output [N, 32, 11]: per column of 4 px, the
-    10 digits' logits and CTC's blank (``num_classes`` - 1). The same three conv stages,
+    """A whole touching number read left to right: input [N, 1, 28, NUMBER_WIDTH]
+    (``training.fields.wide_field``); output [N, NUMBER_WIDTH / 4, 11]: per column of 4
+    px, the 10 digits' logits and CTC's blank (``fields.NUMBER_BLANK``). The same three conv stages,
     each column's 7 rows folded into one vector, then a bidirectional LSTM, so each
     column's answer knows the whole number: a convolution-only reader, whose columns see
     about one digit, learned to emit the first digit blindly at the left edge."""
 
     ARCH = "seqnet"
+    KIND = "numbers"
     HIDDEN = 128
-    WIDTH = 128  # input columns: five MNIST-shaped digits side by side, the longest touching run rendered
+    WIDTH = fields.NUMBER_WIDTH  # input columns
+    BLANK = fields.NUMBER_BLANK  # CTC's "no new digit here" class
+    CLASS_COUNTS = (fields.NUMBER_BLANK + 1,)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if config.arch != self.ARCH:
-            raise ValueError(f"unknown architecture {config.arch!r}")
+        _check_config(config, self.ARCH, self.CLASS_COUNTS)
         a, b, c = config.widths
         self.config = config
         self.features = _stages(a, b, c)
@@ -121,25 +141,63 @@ class SeqNet(nn.Module):
         self.rnn = nn.LSTM(self.HIDDEN, self.HIDDEN // 2, batch_first=True, bidirectional=True)
         self.head = nn.Linear(self.HIDDEN, config.num_classes)
 
+    @classmethod
+    def input_shape(cls, config: ModelConfig) -> tuple[int, int]:
+        return config.input_size, cls.WIDTH
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.col(self.features(x)).squeeze(2).transpose(1, 2)
         return self.head(self.rnn(z)[0])
 
 
+def check_config(config: ModelConfig) -> None:
+    """ValueError unless ``config`` builds one of :data:`NETWORKS`."""
+    net = network_class(config)
+    _check_config(config, net.ARCH, net.CLASS_COUNTS)
+
+
+def _check_config(config: ModelConfig, arch: str, class_counts: tuple[int, ...] | None) -> None:
+    """ValueError unless ``config`` builds this network: its architecture, positive
+    widths, an output count its layout knows (``None``: at least two)."""
+    if config.arch != arch:
+        raise ValueError(f"unknown architecture {config.arch!r}")
+    if not isinstance(config.widths, tuple):
+        raise ValueError(f"widths must be three channel counts, not {config.widths!r}")
+    if len(config.widths) != 3 or any(not isinstance(w, int) or w < 1 for w in config.widths):
+        raise ValueError(f"widths must be three positive channel counts, not {list(config.widths)}")
+    if not isinstance(config.num_classes, int) or isinstance(config.num_classes, bool):
+        raise ValueError(f"num_classes must be an integer, not {config.num_classes!r}")
+    if class_counts is None and config.num_classes < 2:
+        raise ValueError(f"a {arch} needs at least 2 outputs, not {config.num_classes}")
+    if class_counts is not None and config.num_classes not in class_counts:
+        raise ValueError(f"a {arch} has {' or '.join(map(str, class_counts))} outputs, not {config.num_classes}")
+    if config.input_size != fields.SIZE:
+        raise ValueError(f"input_size must be {fields.SIZE} (MNIST's field), not {config.input_size}")
+
+
+NETWORKS: dict[str, type[nn.Module]] = {net.ARCH: net for net in (DigitNet, PairNet, SeqNet)}
+KINDS = {arch: net.KIND for arch, net in NETWORKS.items()}  # architecture -> kind
+
+
+def network_class(config: ModelConfig) -> type[nn.Module]:
+    """The network class a config builds (ValueError for an unknown architecture)."""
+    try:
+        return NETWORKS[config.arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {config.arch!r}") from None
+
+
 def build_model(config: ModelConfig) -> nn.Module:
-    if config.arch == "pairnet":
-        return PairNet(config)
-    if config.arch == SeqNet.ARCH:
-        return SeqNet(config)
-    return DigitNet(config)
+    return network_class(config)(config)
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: nn.Module, input_size: int = 28) -> int:
-    """Multiply-accumulates for one image (convs and linear layers; BN/ReLU/pool ignored)."""
+def count_macs(model: nn.Module, input_size: int | None = None) -> int:
+    """Multiply-accumulates for one input (convs and linear layers; BN/ReLU/pool/LSTM
+    ignored), of the network's own input shape unless ``input_size`` (square) is given."""
     total = 0
 
     def hook(mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
@@ -155,7 +213,8 @@ def count_macs(model: nn.Module, input_size: int = 28) -> int:
     model.eval()
     try:
         with torch.inference_mode():
-            model(torch.zeros(1, 1, input_size, input_size))
+            shape = (input_size, input_size) if input_size else type(model).input_shape(model.config)
+            model(torch.zeros(1, 1, *shape, device=next(model.parameters()).device))
     finally:
         for h in handles:
             h.remove()
@@ -163,4 +222,6 @@ def count_macs(model: nn.Module, input_size: int = 28) -> int:
     return total
 
 
-__all__ = ["ModelConfig", "DigitNet", "PairNet", "SeqNet", "build_model", "count_parameters", "count_macs"]
+__all__ = ["ModelConfig", "DigitNet", "PairNet", "SeqNet", "NETWORKS", "KINDS", "network_class", "check_config",
+           "build_model",
+           "count_parameters", "count_macs"]

@@ -1,51 +1,44 @@
-"""Train the number reader: a blob of touching digits read whole with CTC (see
-``realtime.sequences``).
+"""Train the number reader: a blob of touching digits read whole with CTC
+(``python -m training numbers``).
 
 Training numbers are composed from MNIST *training* digits exactly as the pair reader's
-pairs are (``training.pairs``: each digit scaled to a common height, slanted, its stroke
-varied, bottoms on one baseline, pushed together until the strokes overlap by a few
-pixels on some row or nearly touch), one to five digits long, defocused now and then.
-The reader learns with CTC, so no one tells it where each digit is: it answers, per
-column of its field, which digit (or none) is there.
+pairs are (:mod:`training.synth`: each digit scaled to a common height, slanted, its
+stroke varied, bottoms on one baseline, pushed together until the strokes overlap by a
+few pixels on some row or nearly touch), one to five digits long, defocused now and
+then. The reader learns with CTC, so no one tells it where each digit is: it answers,
+per column of its field, which digit (or none) is there.
 
-    python -m training.sequences --out runs/sequences   # about 40 min on 2 CPU cores
-    cp runs/sequences/model.pt assets/sequences.pt
+    python -m training numbers --out runs/sequences   # about 40 min on 2 CPU cores
+    python -m training numbers --out runs/sequences --resume   # after an interrupt
+    python -m training numbers --export assets/sequences.pt    # also ship it (with its ONNX graphs)
 
-Settings: see ``--help``. The weights written are the last epoch's (no selection on any
-test set); the held-out figures come from numbers composed of the last 5,000 training
-images, which the training numbers never use.
+Settings: see ``--help``; the run folder: :mod:`training.runs`. The weights written are
+the last epoch's (no selection on any test set); the held-out figures come from numbers
+composed of the last 5,000 training images, which the training numbers never use.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from training.checkpoint import CALIBRATION_IMAGES, MNIST_NORMALIZATION
-from training.data import load_mnist
 from training.fields import NUMBER_BLANK as BLANK
-from training.fields import NUMBER_WIDTH, wide_field
-from training.model import ModelConfig, SeqNet, build_model, count_parameters
-from training.pairs import (HELD_OUT, ReaderSettings, _compose, _glyph, compose_chunks, reader_arguments,
-                            reader_settings, run_reader_cli, write_reader)
+from training.model import SeqNet
+from training.readers import (ReaderRecipe, ReaderSettings, held_out_split, reader_arguments, reader_problems,
+                              reader_settings, reader_summary, train_reader)
+from training.runs import Curves, parse_or_exit, run_cli
+from training.synth import MAX_DIGITS, make_numbers
 
-log = logging.getLogger(__name__)
-
-SEQ_CLASS_NAMES = [str(d) for d in range(10)] + ["blank"]
-LENGTH_MIX = {1: 0.1, 2: 0.35, 3: 0.3, 4: 0.15, 5: 0.1}  # digits per composed number
-MAX_DIGITS = max(LENGTH_MIX)
+SEQ_CLASS_NAMES = [str(d) for d in range(BLANK)] + ["blank"]  # the ten digits, then CTC's blank
 
 
 @dataclass
@@ -53,53 +46,14 @@ class SequenceSettings(ReaderSettings):
     out: str = "runs/sequences"
     samples: int = 250_000
     epochs: int = 4
-
-
-def make_number(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                ) -> tuple[np.ndarray, list[int]] | None:
-    """One composed number: ``(field uint8 [28, WIDTH], its digits)``, or ``None`` when a
-    drawn MNIST image had no ink."""
-    height = float(np.exp(rng.uniform(np.log(16), np.log(64))))
-    slant = rng.uniform(-0.3, 0.15)
-    n = int(rng.choice(list(LENGTH_MIX), p=list(LENGTH_MIX.values())))
-    idx = rng.integers(len(images), size=n)
-    glyphs = []
-    for i in idx:
-        g = _glyph(images[i], rng, height * rng.uniform(0.9, 1.1), slant + rng.normal(0, 0.05))
-        if g is None:
-            return None
-        glyphs.append(g)
-    ink, _ = _compose(glyphs, rng)
-    if rng.random() < 0.3:
-        ink = cv2.GaussianBlur(ink, (0, 0), rng.uniform(0.4, 1.0) * height / 28)
-    return (wide_field(ink, None, NUMBER_WIDTH) * 255 + 0.5).astype(np.uint8), [int(labels[i]) for i in idx]
-
-
-def _make_chunk(args: tuple[np.ndarray, np.ndarray, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    images, labels, n, seed = args
-    rng = np.random.default_rng(seed)
-    fields, rows = [], []
-    while len(fields) < n:
-        s = make_number(images, labels, rng)
-        if s is not None:
-            fields.append(s[0])
-            rows.append(s[1] + [-1] * (MAX_DIGITS - len(s[1])))
-    return np.stack(fields), np.array(rows, np.int64)
-
-
-def make_numbers(images: np.ndarray, labels: np.ndarray, n: int, seed: int, workers: int = 1,
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` composed numbers: ``(fields uint8 [n, 28, WIDTH], digits [n, MAX_DIGITS])``,
-    the digits padded with -1."""
-    fields, digits = compose_chunks(_make_chunk, images, labels, n, seed, workers)
-    return fields, digits
+    held_out: int = 4000
 
 
 def sequence_calibration(images: np.ndarray, labels: np.ndarray, n: int = CALIBRATION_IMAGES,
                          seed: int = 0) -> torch.Tensor:
-    """``n`` composed training numbers (uint8 [n, 28, WIDTH]) for the int8 quantization of
-    the number reader's convolutions, as :func:`training.checkpoint.calibration_images`
-    for the digit net."""
+    """``n`` composed training numbers (uint8 [n, 28, NUMBER_WIDTH]) for the int8
+    quantization of the number reader's convolutions, as
+    :func:`training.checkpoint.calibration_images` for the digit net."""
     return torch.from_numpy(make_numbers(images, labels, n, seed)[0])
 
 
@@ -114,15 +68,20 @@ def greedy_readings(logits: torch.Tensor | np.ndarray) -> list[str]:
     return out
 
 
-def _inputs(fields: np.ndarray) -> torch.Tensor:
+def _inputs(fields: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 fields [N, 28, W] -> the network's normalized input [N, 1, 28, W]."""
     mean, std = MNIST_NORMALIZATION["mean"], MNIST_NORMALIZATION["std"]
-    return ((torch.from_numpy(fields).float() / 255 - mean) / std)[:, None]
+    x = torch.from_numpy(fields) if isinstance(fields, np.ndarray) else fields
+    return ((x.float() / 255 - mean) / std)[:, None]
 
 
-def ctc_loss(model: torch.nn.Module, fields: np.ndarray, digits: np.ndarray) -> torch.Tensor:
+def ctc_loss(model: torch.nn.Module, fields: np.ndarray | torch.Tensor, digits: np.ndarray | torch.Tensor,
+             ) -> torch.Tensor:
+    """CTC loss of composed numbers (``digits`` padded with -1)."""
+    digits = torch.from_numpy(digits) if isinstance(digits, np.ndarray) else digits
     log_probs = model(_inputs(fields)).log_softmax(-1).transpose(0, 1)  # [T, N, 11]
-    lengths = torch.from_numpy((digits >= 0).sum(1))
-    targets = torch.from_numpy(digits[digits >= 0])
+    lengths = (digits >= 0).sum(1)
+    targets = digits[digits >= 0]
     steps = torch.full((len(fields),), log_probs.shape[0], dtype=torch.long)
     return F.ctc_loss(log_probs, targets, steps, lengths, blank=BLANK, zero_infinity=True)
 
@@ -133,9 +92,10 @@ def sequence_metrics(model: torch.nn.Module, data: tuple[np.ndarray, np.ndarray]
     """Held-out figures: whole numbers read right (greedy decoding), overall and by length."""
     fields, digits = data
     model.eval()
+    device = next(model.parameters()).device
     said = []
     for i in range(0, len(fields), batch):
-        said += greedy_readings(model(_inputs(fields[i : i + batch])))
+        said += greedy_readings(model(_inputs(fields[i : i + batch]).to(device)).cpu())
     truth = ["".join(str(int(d)) for d in row if d >= 0) for row in digits]
     right = np.array([a == b for a, b in zip(said, truth)])
     lengths = np.array([len(t) for t in truth])
@@ -145,63 +105,71 @@ def sequence_metrics(model: torch.nn.Module, data: tuple[np.ndarray, np.ndarray]
     return out
 
 
-def run(settings: SequenceSettings) -> dict[str, Any]:
-    torch.manual_seed(settings.seed)
-    torch.set_num_threads(settings.threads)
-    images, labels = load_mnist("train", settings.data_dir, download=settings.download)
-    images, labels = images.numpy(), labels.numpy()
-    t0 = time.time()
-    print(f"composing {settings.samples} training numbers and 4000 held-out ones ...", flush=True)
-    data = make_numbers(images[:-HELD_OUT], labels[:-HELD_OUT], settings.samples, settings.seed + 1, settings.workers)
-    held = make_numbers(images[-HELD_OUT:], labels[-HELD_OUT:], 4000, settings.seed + 2, settings.workers)
-    print(f"  done in {time.time() - t0:.0f} s", flush=True)
-    config = ModelConfig(arch=SeqNet.ARCH, widths=tuple(settings.widths), num_classes=len(SEQ_CLASS_NAMES))
-    model = build_model(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
-    per_epoch = len(data[0]) // settings.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * per_epoch,
-                                                pct_start=0.15)
-    out_dir = Path(settings.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    from tqdm import tqdm
-
-    history = []
-    for epoch in range(1, settings.epochs + 1):
-        model.train()
-        perm = np.random.default_rng(settings.seed * 100 + epoch).permutation(len(data[0]))
-        total = 0.0
-        bar = tqdm(range(per_epoch), desc=f"epoch {epoch}/{settings.epochs}", unit="batch")
-        for b in bar:
-            idx = perm[b * settings.batch_size : (b + 1) * settings.batch_size]
-            loss = ctc_loss(model, data[0][idx], data[1][idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-            bar.set_postfix(loss=f"{total / (b + 1):.3f}")
-        m = sequence_metrics(model, held)
-        m.update(epoch=epoch, train_loss=total / max(per_epoch, 1), elapsed_s=round(time.time() - t0, 1))
-        history.append(m)
-        print(json.dumps(m), flush=True)
-    metrics = {**history[-1], "parameters": count_parameters(model), "held_out_numbers": len(held[0])}
-    write_reader(out_dir, model, settings, SEQ_CLASS_NAMES, data[0], history, metrics)
-    return metrics
+def _compose(settings: SequenceSettings, images: np.ndarray, labels: np.ndarray, log_line: Callable[[str], None],
+             ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    (train_x, train_y), (held_x, held_y) = held_out_split(settings, images, labels)
+    log_line(f"composing {settings.samples} training numbers and {settings.held_out} held-out ones ...")
+    data = make_numbers(train_x, train_y, settings.samples, settings.seed + 1, settings.workers)
+    held = make_numbers(held_x, held_y, settings.held_out, settings.seed + 2, settings.workers)
+    return data, held
 
 
-def parse_args(argv: Sequence[str] | None = None) -> SequenceSettings:
+def _loss(model: nn.Module, data: tuple[torch.Tensor, ...], b: torch.Tensor) -> torch.Tensor:
+    return ctc_loss(model, data[0][b], data[1][b])
+
+
+def _batches(settings: SequenceSettings, epoch: int, n: int) -> list[torch.Tensor]:
+    """Each epoch's own order (seeded by the run's seed and the epoch), the ragged last
+    batch dropped."""
+    perm = torch.from_numpy(np.random.default_rng(settings.seed * 100 + epoch).permutation(n))
+    perm = perm.to(torch.device(settings.device))
+    bs = settings.batch_size
+    return [perm[b * bs : (b + 1) * bs] for b in range(n // bs)]
+
+
+RECIPE = ReaderRecipe(
+    kind=SeqNet.KIND, arch=SeqNet.ARCH, class_names=tuple(SEQ_CLASS_NAMES), command="python -m training numbers",
+    curves=Curves(loss=("train_loss",), score=("numbers_read",)),
+    compose=_compose, loss=_loss, batches=_batches, steps_per_epoch=lambda n, bs: n // bs,
+    metrics=sequence_metrics,
+)
+
+
+def train_numbers(settings: SequenceSettings, log_line: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the number reader per ``settings``; returns the final checkpoint dict."""
+    return train_reader(settings, RECIPE, log_line)
+
+
+def parser(prog: str = "python -m training numbers") -> argparse.ArgumentParser:
+    """The number reader trainer's options."""
     d = SequenceSettings()
-    p = argparse.ArgumentParser(prog="python -m training.sequences", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     reader_arguments(p, d, "numbers")
-    a = p.parse_args(argv)
-    if a.samples < 100 or a.epochs < 1 or a.batch_size < 1 or a.samples < a.batch_size:
-        p.error("--samples must be >= 100 and >= --batch-size; --epochs and --batch-size >= 1")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None, prog: str = "python -m training numbers") -> SequenceSettings:
+    a = parse_or_exit(parser(prog), argv, _problems)
     return reader_settings(a, SequenceSettings)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_reader_cli(parse_args(argv), run)
+def _problems(a: argparse.Namespace) -> list[str]:
+    problems = reader_problems(a)
+    if a.samples < a.batch_size:
+        problems.append(f"--batch-size {a.batch_size} is larger than --samples {a.samples}: no step would be taken")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m training numbers") -> int:
+    settings = parse_args(argv, prog)
+    return run_cli(lambda: train_numbers(settings, lambda s: print(s, flush=True)), settings.out, RECIPE.command,
+                   lambda final: reader_summary(final, RECIPE, settings.out))
+
+
+__all__ = ["SEQ_CLASS_NAMES", "MAX_DIGITS", "SequenceSettings", "sequence_calibration", "greedy_readings",
+           "ctc_loss", "sequence_metrics", "train_numbers", "parse_args", "main"]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m training.sequences"))
