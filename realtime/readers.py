@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from training import fields
-from training.checkpoint import CheckpointError, load_checkpoint
+from training.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +116,13 @@ class PairReadings:
 
 @dataclass(frozen=True)
 class Network:
-    """What a reader needs of a checkpoint: its network, normalization, classes and
-    calibration inputs (normalized [N, 1, H, W], or ``None``)."""
+    """What a reader needs of one network: its normalization and classes, its ready
+    ONNX graphs (``graphs``: precision -> bytes, with each one's session settings), and
+    the checkpoint to rebuild it from with PyTorch when a graph is missing or asked for
+    (``checkpoint``; loaded only then)."""
 
     path: str
-    model: Any
+    kind: str
     mean: float
     std: float
     size: int
@@ -128,37 +130,133 @@ class Network:
     class_names: tuple[str, ...]
     shape: tuple[int, int]
     metrics: dict[str, Any]
-    calibration: np.ndarray | None
+    graphs: dict[str, bytes] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    _loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
         """Images in [0, 1] [N, H, W] as the network's input: normalized with the
-        checkpoint's constants, float32 [N, 1, H, W], contiguous."""
+        network's constants, float32 [N, 1, H, W], contiguous."""
         return np.ascontiguousarray(((np.asarray(images, np.float32) - self.mean) / self.std)[:, None])
+
+    def _checkpoint(self) -> tuple[Any, dict[str, Any]]:
+        if "model" not in self._loaded:
+            if self.checkpoint is None:
+                raise CheckpointError(f"{self.path}: no checkpoint beside the graph to rebuild it from (a torch "
+                                      "backend needs one)")
+            try:
+                from training.checkpoint import load_checkpoint
+            except ImportError as err:
+                raise CheckpointError(f"{self.checkpoint}: has no ready graphs, and rebuilding them needs PyTorch "
+                                      f"({err}); install the train extra, or write the graphs with: "
+                                      f"python -m training export {self.checkpoint}") from err
+            model, ckpt = load_checkpoint(self.checkpoint)
+            self._loaded["model"], self._loaded["ckpt"] = model, ckpt
+        return self._loaded["model"], self._loaded["ckpt"]
+
+    @property
+    def model(self) -> Any:
+        """The network as a PyTorch module (float32), rebuilt from the checkpoint."""
+        return self._checkpoint()[0]
+
+    @property
+    def calibration(self) -> np.ndarray | None:
+        """The checkpoint's calibration inputs, normalized [N, 1, H, W] (``None``: none)."""
+        calib = self._checkpoint()[1].get("calibration")
+        return None if calib is None else self.inputs(np.asarray(calib, np.float32) / 255.0)
+
+    def graph(self, precision: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The graph of ``precision`` (``float32``/``int8``) and its session settings:
+        the ready one, else rebuilt from the checkpoint (int8 only where it carries
+        calibration inputs), else ``None``."""
+        if precision in self.graphs:
+            return self.graphs[precision], self.sessions.get(precision, {})
+        if self.checkpoint is None:
+            return None
+        from training.export import INT8_SESSION, onnx_graph, quantize_int8
+
+        log.info("%s: no ready %s graph beside it; building one (python -m training export writes them)",
+                 self.checkpoint, precision)
+        graph = onnx_graph(self.model, self.shape)
+        if precision == "float32":
+            return graph, {}
+        calibration = self.calibration
+        return (quantize_int8(graph, calibration), INT8_SESSION) if calibration is not None else None
+
+
+_WIDTHS = {"digits": fields.SIZE, "pairs": fields.PAIR_WIDTH, "numbers": fields.NUMBER_WIDTH}
+
+
+def _check_kind(path: Path, kind: str, names: tuple[str, ...], n_outputs: int) -> None:
+    if kind == "digits" and names[:10] != tuple(str(d) for d in range(10)):
+        raise CheckpointError(f"{path}: not a digit reader checkpoint (class names {list(names)[:12]})")
+    if kind == "pairs" and n_outputs not in (fields.PAIR_OUTPUTS.size, fields.PAIR_OUTPUTS.legacy_size):
+        raise CheckpointError(f"{path}: not a pair reader checkpoint")
+    if kind == "numbers" and n_outputs != fields.NUMBER_BLANK + 1:
+        raise CheckpointError(f"{path}: not a number reader checkpoint")
+
+
+def _ready_graphs(path: Path, kind: str) -> tuple[dict[str, bytes], dict[str, dict[str, Any]], dict[str, Any]] | None:
+    """The graphs training wrote for ``path`` (a checkpoint, or one of its graphs), read
+    and validated (``training.graph``): ``(bytes by precision, sessions, metadata)``, or
+    ``None`` when there are none, or they were made from another checkpoint than the one
+    beside them (a retrained ``digits.pt`` whose graphs are stale)."""
+    import hashlib
+
+    from training.export import graph_paths
+    from training.graph import read_graph
+
+    stem = path.with_name(path.name.removesuffix(".int8.onnx").removesuffix(".onnx").removesuffix(".pt") + ".pt")
+    candidates = [p for p in graph_paths(stem) if p.is_file()]
+    if path.suffix == ".onnx" and path not in candidates:
+        candidates.append(path)
+    if not candidates:
+        return None
+    graphs, sessions, meta = {}, {}, {}
+    for p in candidates:
+        data, m = read_graph(p, kind)
+        graphs[m["precision"]], sessions[m["precision"]], meta = data, dict(m.get("session") or {}), m
+    if stem.is_file() and path.suffix != ".onnx":
+        if hashlib.sha256(stem.read_bytes()).hexdigest() != meta.get("source_sha256"):
+            log.warning("%s: its graphs were made from another checkpoint; rebuilding them from this one", stem)
+            return None
+    return graphs, sessions, meta
 
 
 def load_network(path: str | Path, kind: str) -> Network:
-    """A checkpoint as a :class:`Network`, checked to be of ``kind`` (``digits``,
-    ``pairs`` or ``numbers``). Raises :class:`CheckpointError` with a one-line message."""
+    """The network of ``kind`` (``digits``, ``pairs`` or ``numbers``) at ``path``: a
+    checkpoint, whose ready graphs beside it are used when they were made from it (no
+    PyTorch needed), or one of those graphs itself. Raises :class:`CheckpointError` with
+    a one-line message (a damaged graph, one of another kind, a missing file)."""
     path = Path(path)
+    ready = _ready_graphs(path, kind)
+    if ready is not None:
+        graphs, sessions, meta = ready
+        norm, names = meta["normalization"], tuple(str(n) for n in meta["class_names"])
+        _check_kind(path, kind, names, len(names))
+        checkpoint = path.with_name(path.name.removesuffix(".int8.onnx").removesuffix(".onnx").removesuffix(".pt")
+                                    + ".pt")
+        return Network(str(path), kind, float(norm["mean"]), float(norm["std"]), int(norm["size"]), int(norm["box"]),
+                       names, tuple(meta["input_shape"]), dict(meta.get("metrics") or {}), graphs, sessions,
+                       checkpoint if checkpoint.is_file() else None)
+    if path.suffix == ".onnx":
+        raise CheckpointError(f"{path}: graph not found")
+    from training.checkpoint import load_checkpoint
+
     model, ckpt = load_checkpoint(path)
-    arch, classes = model.config.arch, model.config.num_classes
     names = tuple(str(n) for n in ckpt["class_names"])
-    if kind == "digits" and (arch != "digitnet" or names[:10] != tuple(str(d) for d in range(10))):
-        raise CheckpointError(f"{path}: not a digit reader checkpoint (class names {list(names)[:12]})")
-    if kind == "pairs" and (arch != "pairnet" or classes not in (fields.PAIR_OUTPUTS.size,
-                                                                  fields.PAIR_OUTPUTS.legacy_size)):
-        raise CheckpointError(f"{path}: not a pair reader checkpoint")
-    if kind == "numbers" and (arch != "seqnet" or classes != fields.NUMBER_BLANK + 1):
-        raise CheckpointError(f"{path}: not a number reader checkpoint")
+    arch, reader = {"digits": ("digitnet", "digit"), "pairs": ("pairnet", "pair"), "numbers": ("seqnet", "number")}[kind]
+    if model.config.arch != arch:
+        raise CheckpointError(f"{path}: not a {reader} reader checkpoint")
+    _check_kind(path, kind, names, model.config.num_classes)
     norm = ckpt["normalization"]
     size = int(norm["size"])
-    width = {"digits": size, "pairs": fields.PAIR_WIDTH, "numbers": fields.NUMBER_WIDTH}[kind]
-    net = Network(str(path), model, float(norm["mean"]), float(norm["std"]), size, int(norm["box"]), names,
-                  (size, width), dict(ckpt.get("metrics", {})), None)
-    calib = ckpt.get("calibration")
-    if calib is None:
-        return net
-    return Network(**{**net.__dict__, "calibration": net.inputs(np.asarray(calib, np.float32) / 255.0)})
+    net = Network(str(path), kind, float(norm["mean"]), float(norm["std"]), size, int(norm["box"]), names,
+                  (size, size if kind == "digits" else _WIDTHS[kind]), dict(ckpt.get("metrics", {})),
+                  checkpoint=path)
+    net._loaded.update(model=model, ckpt=ckpt)
+    return net
 
 
 class _TorchBackend:
@@ -177,27 +275,16 @@ class _TorchBackend:
 
 
 class _OnnxBackend:
-    name = "onnxruntime"
-
-    def __init__(self, net: Network, threads: int, int8: bool) -> None:
+    def __init__(self, graph: bytes, session: dict[str, Any], threads: int, name: str) -> None:
         import onnxruntime as ort
 
-        from training.export import onnx_graph, quantize_int8
-
-        graph = onnx_graph(net.model, net.shape)
-        disabled: list[str] = []
-        if int8:
-            graph = quantize_int8(graph, net.calibration)
-            self.name = "onnxruntime int8"
-            # the propagation would move the stem's quantization before its max pool,
-            # which ONNX Runtime then runs on uint8 NCHW in a slow generic kernel
-            disabled = ["QDQPropagationTransformer"]
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        self.name = name
         self.session = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=disabled or None)
+                                            disabled_optimizers=list(session.get("disabled_optimizers", [])) or None)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"x": x})[0]
@@ -207,27 +294,37 @@ Backend = Callable[[np.ndarray], np.ndarray]
 
 
 def make_backend(net: Network, backend: str = "auto", threads: int = 1) -> Any:
-    """``auto``: int8 ONNX Runtime when the checkpoint has calibration inputs, else
-    float ONNX Runtime, else PyTorch eager. The others insist on one."""
+    """``auto``: int8 ONNX Runtime where an int8 graph is ready or can be built (the
+    checkpoint carries calibration inputs), else float ONNX Runtime, else PyTorch eager.
+    The others insist on one."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend == "int8" and net.calibration is None:
-        raise CheckpointError(f"{net.path}: int8 inference needs a checkpoint with calibration inputs "
-                              "(add them with: python -m training.calibrate CHECKPOINT)")
-    if backend in ("auto", "int8") and net.calibration is not None:
+    if backend == "torch":
+        return _TorchBackend(net.model, threads)
+    if backend in ("auto", "int8"):
         try:
-            return _OnnxBackend(net, threads, int8=True)
+            int8 = net.graph("int8")
+            if int8 is not None:
+                return _OnnxBackend(*int8, threads, "onnxruntime int8")
+        except CheckpointError:
+            raise
         except Exception as err:  # noqa: BLE001 - any failure falls back to float
             if backend == "int8":
                 raise
-            log.warning("int8 quantization failed (%s); using float32", err)
-    if backend in ("auto", "onnx"):
-        try:
-            return _OnnxBackend(net, threads, int8=False)
-        except Exception as err:  # noqa: BLE001 - any failure falls back to eager
-            if backend == "onnx":
-                raise
-            log.warning("onnxruntime unavailable (%s); using PyTorch eager", err)
+            log.warning("int8 graph failed (%s); using float32", err)
+        if backend == "int8":
+            raise CheckpointError(f"{net.path}: int8 inference needs a checkpoint with calibration inputs "
+                                  "(add them with: python -m training.calibrate CHECKPOINT)")
+    try:
+        graph = net.graph("float32")
+        if graph is not None:
+            return _OnnxBackend(*graph, threads, "onnxruntime")
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure falls back to eager
+        if backend == "onnx":
+            raise
+        log.warning("onnxruntime unavailable (%s); using PyTorch eager", err)
     return _TorchBackend(net.model, threads)
 
 
@@ -277,7 +374,7 @@ class PairReader:
     def __init__(self, net: Network, backend: str = "auto") -> None:
         self.net = net
         # a pair reader without calibration inputs runs in float32 where the digits run in int8
-        self.backend = make_backend(net, "onnx" if backend == "int8" and net.calibration is None else backend, 1)
+        self.backend = make_backend(net, "onnx" if backend == "int8" and not _has_int8(net) else backend, 1)
 
     def read(self, ink: np.ndarray, crops: Sequence[Any]) -> PairReadings:
         if not crops:
@@ -286,13 +383,18 @@ class PairReader:
         return PairReadings.from_logits(self.backend(self.net.inputs(images)))
 
 
+def _has_int8(net: Network) -> bool:
+    """Whether an int8 graph of the network is ready or can be built."""
+    return "int8" in net.graphs or (net.checkpoint is not None and net.calibration is not None)
+
+
 class NumberReader:
     """A whole blob read left to right: per blob, logits [T, 11] per column of its field
     (the ten digits, then CTC's blank)."""
 
     def __init__(self, net: Network, backend: str = "auto") -> None:
         self.net = net
-        self.backend = make_backend(net, "onnx" if backend == "int8" and net.calibration is None else backend, 1)
+        self.backend = make_backend(net, "onnx" if backend == "int8" and not _has_int8(net) else backend, 1)
 
     def read(self, ink: np.ndarray, blobs: Sequence[Any]) -> list[np.ndarray]:
         if not blobs:
