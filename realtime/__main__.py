@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--source", default=d.source,
                    help="camera index (0, 1, ...), camera device (/dev/video0), stream URL, video file, image file, "
-                        "folder of images (sorted by name) or a glob in quotes (e.g. 'scans/*.png')")
+                        "folder of images (sorted by name), a glob in quotes (e.g. 'scans/*.png') or "
+                        "'demo' (the short clip shipped with the package)")
     p.add_argument("--weights", default=None, help="checkpoint to load (default: $DIGITS_WEIGHTS, else assets/digits.pt)")
     p.add_argument("--pair-weights", default=None,
                    help="pair reader checkpoint, which reads two touching digits whole (default: "

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from realtime import split
+from realtime.assets import ASSETS
 from realtime.readers import (BACKENDS, DigitReader, NumberReader, PairReader, PairReadings, load_network,
                               reading_scores)
 from realtime.scale import ScaleConfig, measure, paper_scale, to_frame
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BACKENDS", "Detection", "Recognizer", "RecognizerConfig", "configure", "default_weights"]
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WEIGHTS_ENV = "DIGITS_WEIGHTS"
 DEFAULT_WEIGHTS = ASSETS / "digits.pt"
 PAIR_WEIGHTS_ENV = "DIGITS_PAIR_WEIGHTS"
@@ -230,7 +230,7 @@ class Recognizer:
         ``assets/pairs.pt`` when that file exists; ``""``: none) and the number reader
         (``seq_weights``; likewise ``$DIGITS_SEQ_WEIGHTS`` or ``assets/sequences.pt``).
         ``min_confidence`` overrides ``config.min_confidence``. Raises
-        :class:`training.checkpoint.CheckpointError` with a one-line message, and
+        :class:`training.errors.CheckpointError` with a one-line message, and
         ``ValueError`` for a bad option."""
         config = config or RecognizerConfig()
         if min_confidence is not None:

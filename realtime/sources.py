@@ -687,11 +687,22 @@ def _special_file(path: Path) -> str | None:
     return None
 
 
+DEMO_SOURCE = "demo"  # names the bundled clip, wherever the package is installed
+
+
+def demo_clip() -> Path:
+    """The short clip of handwritten digits shipped with the package (``--source demo``)."""
+    from realtime.assets import ASSETS
+
+    return ASSETS / "demo.mp4"
+
+
 def open_source(spec: str | int | os.PathLike[str], *, fps: float = DEFAULT_IMAGE_FPS,
                 width: int | None = None, height: int | None = None, camera_fps: float | None = None,
                 fourcc: str | None = None, stall_timeout: float = 2.0, open_timeout: float = 5.0,
                 capture_factory: Callable[[Any], Any] | None = None) -> FrameSource:
-    """Open a frame source from a camera index, URL, video, image, folder or glob.
+    """Open a frame source from a camera index, URL, video, image, folder or glob
+    (``"demo"``: the bundled clip, unless a file of that name exists).
 
     ``fps`` applies to image sources only (the rate to record them at); ``width``,
     ``height``, ``camera_fps`` and ``fourcc`` are requested from cameras;
@@ -733,6 +744,8 @@ def open_source(spec: str | int | os.PathLike[str], *, fps: float = DEFAULT_IMAG
             return ImageSource([path], fps=fps, name=text, names=[text])
         vid_kwargs = {} if capture_factory is None else {"capture_factory": capture_factory}
         return VideoSource(path, **vid_kwargs)
+    if text == DEMO_SOURCE and not path.exists():
+        return open_source(demo_clip(), fps=fps, capture_factory=capture_factory)
     if path.exists() and path.is_char_device():  # /dev/video0: a camera by its device path
         return CameraSource(text, **cam_kwargs)
     special = _special_file(path)

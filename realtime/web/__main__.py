@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from realtime.__main__ import quiet_opencv
 
         quiet_opencv()
-    from training.checkpoint import CheckpointError
+    from training.errors import CheckpointError
 
     try:
         return serve(settings)
