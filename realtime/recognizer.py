@@ -61,6 +61,31 @@ class RecognizerConfig:
     # a detection is shown from this confidence (the tracker applies it after smoothing):
     # precision barely changes from 0.3 to 0.7 while recall falls
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    # a digit shorter than this share of the page's typical digit is a speck (paper grain,
+    # a dot of texture): one hand writes one page within a few times one size (the
+    # renderer's 30-80 px on one frame is 2.7x), so 1/7 of the typical height is no digit
+    min_relative_height: float = 0.15
+    # the typical height is taken from the digits read at least this sure (a clear digit,
+    # not the doubtful readings of texture or of a whole sheet's outline)
+    sure_confidence: float = 0.9
+
+
+def typical_height(detections: Sequence[Detection], sure: float) -> float | None:
+    """The page's typical digit height: the median height of the detections read at
+    least ``sure``, each weighted by its height (``None`` when there are none)."""
+    heights = np.array(sorted(d.box[3] for d in detections if d.confidence >= sure), np.float64)
+    if not len(heights):
+        return None
+    cum = np.cumsum(heights)
+    return float(heights[np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def drop_specks(detections: Sequence[Detection], ratio: float, sure: float) -> list[Detection]:
+    """``detections`` without those shorter than ``ratio`` times :func:`typical_height`."""
+    ref = typical_height(detections, sure)
+    if ref is None or ratio <= 0:
+        return list(detections)
+    return [d for d in detections if d.box[3] >= ratio * ref]
 
 
 def _parse_value(text: str, kind: type, name: str) -> Any:
@@ -319,7 +344,10 @@ class Recognizer:
             chosen = self.read_blobs(page.ink, page.blobs, plain, timer, page.pieces) if page.blobs or page.pieces else []
         out = [Detection(box=to_frame(c.box, page.scale), digit=int(p.argmax()), confidence=float(p.max()), probs=p)
                for c, p in chosen]
-        return [d for d in out if d.digit < self.digit_reader.digits and d.confidence >= threshold]
+        out = [d for d in out if d.digit < self.digit_reader.digits]
+        with timer("choose"):
+            out = drop_specks(out, self.config.min_relative_height, self.config.sure_confidence)
+        return [d for d in out if d.confidence >= threshold]
 
     def page(self, frame: np.ndarray, timer: Timer = untimed) -> Page:
         """A frame's ink map, its sheet and the blobs on it (the stages before reading),

@@ -305,3 +305,37 @@ def test_load_refuses_bad_options():
         Recognizer.load(backend="cuda")
     with pytest.raises(ValueError, match="threads"):
         Recognizer.load(threads=0)
+
+
+def test_specks_beside_a_big_digit_are_dropped_but_mixed_sizes_are_kept(recognizer):
+    from glyphs import paper, write
+
+    from realtime.recognizer import RecognizerConfig
+
+    # one digit held up close, with tiny marks of the paper's grain around it (written
+    # here as tiny digits, which the reader would read): one page holds one hand's sizes
+    img = paper(480, 400, seed=4)
+    write(img, "4", 150, 330, height=260, thickness=18)
+    for x, y in ((30, 60), (420, 90), (40, 300), (430, 350)):
+        write(img, "1", x, y, height=14, thickness=2)
+    plain = recognizer.with_config(RecognizerConfig(min_relative_height=0))
+    assert len(plain.detect(img)) > 1  # the specks are read without the rule
+    found = recognizer.detect(img)
+    assert [d.digit for d in found] == [4]
+    # digits of 30 and 80 px on one page (the renderer's range) all stay
+    img = paper(640, 240, seed=5)
+    write(img, "27", 30, 150, height=80, thickness=6)
+    write(img, "3 5 8", 260, 150, height=30, thickness=3)
+    assert "".join(str(d.digit) for d in sorted(recognizer.detect(img), key=lambda d: d.box[0])) == "27358"
+
+
+def test_typical_height_follows_the_sure_digits():
+    from realtime.recognizer import Detection, drop_specks, typical_height
+
+    def det(h: int, conf: float) -> Detection:
+        return Detection(box=(0, 0, h // 2, h), digit=1, confidence=conf)
+
+    page = [det(40, 0.95), det(44, 0.97), det(38, 0.92), det(500, 0.5), det(5, 0.6)]
+    assert typical_height(page, 0.9) == 40  # the whole sheet's outline read at 0.5 does not count
+    assert [d.box[3] for d in drop_specks(page, 0.15, 0.9)] == [40, 44, 38, 500]
+    assert typical_height([det(30, 0.5)], 0.9) is None and len(drop_specks([det(3, 0.5), det(30, 0.5)], 0.15, 0.9)) == 2
