@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from training.checkpoint import read_checkpoint
-from training.distributed import Ranks, ranks_from_env
+from training.distributed import Ranks, ranks_from_env, threads_per_rank
 from training.train import TrainSettings, run_training
 
 TINY = ["--epochs", "2", "--train-subset", "256", "--test-subset", "64", "--batch-size", "64",
@@ -91,3 +91,14 @@ def test_two_ranks_train_what_one_process_does_and_resume(synthetic_mnist_dir: P
     resumed = read_checkpoint(tmp_path / "resumed" / "model.pt")
     _same(one["state_dict"], resumed["state_dict"], "resumed EMA weights")
     assert resumed["metrics"]["test_accuracy"] == pytest.approx(one["metrics"]["test_accuracy"], abs=1e-9)
+
+
+def test_ranks_on_the_cpu_share_its_cores() -> None:
+    two = Ranks(rank=0, world=2, local_rank=0)
+    assert threads_per_rank(2, two, "cpu", env={"LOCAL_WORLD_SIZE": "2"}, cores=2) == 1
+    assert threads_per_rank(4, two, "cpu", env={"LOCAL_WORLD_SIZE": "2"}, cores=16) == 4
+    # two machines of one rank each: each rank has its machine's cores
+    assert threads_per_rank(2, two, "cpu", env={"LOCAL_WORLD_SIZE": "1"}, cores=2) == 2
+    assert threads_per_rank(2, Ranks(), "cpu", env={}, cores=2) == 2  # one process: as asked
+    assert threads_per_rank(3, two, "cuda", env={"LOCAL_WORLD_SIZE": "2"}, cores=2) == 3
+    assert threads_per_rank(0, Ranks(), "cpu", env={}, cores=2) == 1

@@ -372,7 +372,7 @@ def run_training(settings: TrainSettings, log_line: Callable[[str], None] = prin
     checkpoint. ``ranks``: this process among those ``torchrun`` started (the CLI reads
     them from its environment): each trains its shards of every batch, rank 0 alone
     evaluates, logs and writes the run folder."""
-    torch.set_num_threads(max(1, settings.threads))
+    torch.set_num_threads(distributed.threads_per_rank(settings.threads, ranks, settings.device))
     device = distributed.start(ranks, settings.device)
     try:
         return _run(settings, log_line if ranks.writer else (lambda s: None), ranks, device)
@@ -401,7 +401,7 @@ def _run(settings: TrainSettings, log_line: Callable[[str], None], ranks: Ranks,
     log_line(
         f"model digitnet widths={tuple(settings.widths)}: {params:,} parameters, {macs / 1e6:.2f} M MACs/image; "
         f"{data.n_mnist:,} MNIST + {len(data.train_x) - data.n_mnist:,} scene-crop train / {len(data.test_x):,} "
-        f"test images, {settings.threads} threads, {device}" + (f", {ranks.world} ranks" if ranks.distributed else "")
+        f"test images, {torch.get_num_threads()} threads, {device}" + (f", {ranks.world} ranks" if ranks.distributed else "")
     )
     eval_model = build_model(tr.model.config)
     elapsed0 = float(rows[-1]["elapsed_s"]) if rows else 0.0
