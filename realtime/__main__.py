@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from realtime.options import add_model_options, check_settings
+
 log = logging.getLogger("realtime")
 
-# The recognizer's backends (realtime.recognizer.BACKENDS; a test keeps the two equal):
-# written out so that parsing the arguments imports nothing heavy.
-BACKEND_CHOICES = ("auto", "int8", "onnx", "torch")
 FLIPS = {"h": 1, "v": 0, "both": -1}  # cv2.flip codes
 RUNS_ROOT = "runs/predict"
 
@@ -101,24 +100,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="camera index (0, 1, ...), camera device (/dev/video0), stream URL, video file, image file, "
                         "folder of images (sorted by name), a glob in quotes (e.g. 'scans/*.png') or "
                         "'demo' (the short clip shipped with the package)")
-    p.add_argument("--weights", default=None, help="checkpoint to load (default: $DIGITS_WEIGHTS, else assets/digits.pt)")
-    p.add_argument("--pair-weights", default=None,
-                   help="pair reader checkpoint, which reads two touching digits whole (default: "
-                        "$DIGITS_PAIR_WEIGHTS, else assets/pairs.pt when present; '' turns it off)")
-    p.add_argument("--seq-weights", default=None,
-                   help="number reader checkpoint, which reads a blob of touching digits whole and helps choose "
-                        "how to split it (default: $DIGITS_SEQ_WEIGHTS, else assets/sequences.pt when present; "
-                        "'' turns it off)")
-    p.add_argument("--min-confidence", type=float, default=None,
-                   help="hide digits whose probability is below this, 0-1 (rejects non-digits; default: the "
-                        "recognizer's own)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--threads", type=int, default=d.threads,
                    help="CPU threads for the network (2 gave 15-25%% more FPS on a 2-core CPU, with more "
                         "jitter; the OpenCV stages always run on one)")
-    p.add_argument("--backend", choices=BACKEND_CHOICES, default=d.backend,
-                   help="inference engine: int8 ONNX Runtime (fastest; needs calibration images in the "
-                        "checkpoint), float32 ONNX Runtime, PyTorch eager, or auto (the fastest available)")
+    add_model_options(p, backend=d.backend)
     _output_options(p, d)
     _camera_options(p, d)
     p.add_argument("--image-fps", type=float, default=d.image_fps,
@@ -129,12 +115,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="frames over which each tracked digit's class probabilities are averaged (live stability)")
     p.add_argument("--no-track", action="store_true", help="no tracking or smoothing: every frame is read on its own")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE", dest="settings",
-                   help="change one recognizer setting, e.g. --set segment.line_frac=0.3 or --set split.seq_weight=0 "
-                        "(repeatable; the fields are those of realtime.recognizer.RecognizerConfig)")
-    p.add_argument("--config", default=None, metavar="FILE",
-                   help="a JSON or TOML file of recognizer settings by stage, e.g. {\"segment\": {\"line_frac\": 0.3}} "
-                        "(--set is applied after it)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the pipeline does")
     return p
 
@@ -177,8 +157,6 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
     a = p.parse_args(argv)
     checks = [
         (a.max_frames is not None and a.max_frames < 1, "--max-frames must be >= 1"),
-        (a.min_confidence is not None and not 0.0 <= a.min_confidence <= 1.0,
-         "--min-confidence must be between 0 and 1"),
         (a.threads < 1, "--threads must be >= 1"),
         (a.smooth < 1, "--smooth must be >= 1"),
         (not 0 < a.image_fps <= 1000, "--image-fps must be > 0 and <= 1000"),
@@ -190,14 +168,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LiveSettings:
     for bad, message in checks:
         if bad:
             p.error(message)
-    if a.settings or a.config:
-        # checked now, before any source or model is opened (this imports the recognizer)
-        from realtime.recognizer import configure
-
-        try:
-            configure(settings=a.settings, file=a.config)
-        except ValueError as err:
-            p.error(str(err))
+    check_settings(p, a)  # before any source or model is opened
     return LiveSettings(
         source=a.source, weights=a.weights, pair_weights=a.pair_weights, seq_weights=a.seq_weights,
         min_confidence=a.min_confidence, max_frames=a.max_frames, threads=a.threads, backend=a.backend,
@@ -767,15 +738,12 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The errors that are the user's input, said in one line: a source, an output, a
-    checkpoint (its module is only there once a model was asked for)."""
+    checkpoint or graph (training.errors needs no torch: a live install has none)."""
     from realtime.sinks import SinkError
     from realtime.sources import SourceError
+    from training.errors import CheckpointError
 
-    errors: list[type[BaseException]] = [SourceError, SinkError]
-    checkpoint = sys.modules.get("training.checkpoint")
-    if checkpoint is not None:
-        errors.append(checkpoint.CheckpointError)
-    return tuple(errors)
+    return (SourceError, SinkError, CheckpointError)
 
 
 def _guarded(settings: LiveSettings, guard: Any) -> int:

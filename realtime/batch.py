@@ -67,11 +67,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
+from realtime.options import add_model_options, check_settings
+
 log = logging.getLogger("realtime.batch")  # not __main__ under python -m
 
-# The recognizer's backends, written out so that parsing the arguments imports nothing
-# heavy (the live CLI keeps its copy equal to realtime.recognizer.BACKENDS).
-BACKEND_CHOICES = ("auto", "int8", "onnx", "torch")
 MANIFEST = "manifest.jsonl"
 SUMMARY = "summary.json"
 IMAGES = "images"
@@ -190,29 +189,11 @@ def _parser(prog: str = "python -m realtime.batch") -> argparse.ArgumentParser:
                         "PATH/frame_NNNNNN.jpg)")
     p.add_argument("--retry-errors", action="store_true",
                    help="read again the inputs that could not be read before (by default they count as done)")
-    _model_options(p, d)
+    add_model_options(p, backend=d.backend,
+                      min_confidence="drop digits whose probability is below this, 0-1 (default: the recognizer's own)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the job does")
     return p
-
-
-def _model_options(p: argparse.ArgumentParser, d: BatchSettings) -> None:
-    p.add_argument("--weights", default=None, help="checkpoint to load (default: $DIGITS_WEIGHTS, else assets/digits.pt)")
-    p.add_argument("--pair-weights", default=None,
-                   help="pair reader checkpoint (default: $DIGITS_PAIR_WEIGHTS, else assets/pairs.pt when present; "
-                        "'' turns it off)")
-    p.add_argument("--seq-weights", default=None,
-                   help="number reader checkpoint (default: $DIGITS_SEQ_WEIGHTS, else assets/sequences.pt when "
-                        "present; '' turns it off)")
-    p.add_argument("--min-confidence", type=float, default=None,
-                   help="drop digits whose probability is below this, 0-1 (default: the recognizer's own)")
-    p.add_argument("--backend", choices=BACKEND_CHOICES, default=d.backend,
-                   help="inference engine: int8 ONNX Runtime, float32 ONNX Runtime, PyTorch eager, or auto "
-                        "(the fastest available)")
-    p.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE", dest="settings",
-                   help="change one recognizer setting, e.g. --set segment.line_frac=0.3 (repeatable)")
-    p.add_argument("--config", default=None, metavar="FILE",
-                   help="a JSON or TOML file of recognizer settings by stage (--set is applied after it)")
 
 
 def parse_args(argv: Sequence[str] | None = None, prog: str = "python -m realtime.batch") -> BatchSettings:
@@ -223,20 +204,12 @@ def parse_args(argv: Sequence[str] | None = None, prog: str = "python -m realtim
         (not a.sources, "no inputs: give folders, files or globs"),
         (a.workers < 1, "--workers must be >= 1"),
         (a.ray_batch < 1, "--ray-batch must be >= 1"),
-        (a.min_confidence is not None and not 0.0 <= a.min_confidence <= 1.0,
-         "--min-confidence must be between 0 and 1"),
         (not a.out.strip(), "--out must name a folder"),
     ]
     for bad, message in checks:
         if bad:
             p.error(message)
-    if a.settings or a.config:
-        from realtime.recognizer import configure  # checked now, before any worker starts
-
-        try:
-            configure(settings=a.settings, file=a.config)
-        except ValueError as err:
-            p.error(str(err))
+    check_settings(p, a)  # before any worker starts
     return BatchSettings(
         sources=tuple(a.sources), out=a.out, workers=a.workers, ray=a.ray, ray_batch=a.ray_batch,
         save_images=a.save_images, retry_errors=a.retry_errors, weights=a.weights, pair_weights=a.pair_weights,

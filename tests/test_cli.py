@@ -464,7 +464,7 @@ def test_bad_input_fails_before_models_load(bad_runs: BadRuns) -> None:
 
 
 def test_backend_choices_match_the_recognizer() -> None:
-    from realtime.__main__ import BACKEND_CHOICES
+    from realtime.options import BACKEND_CHOICES
     from realtime.recognizer import BACKENDS
 
     assert tuple(BACKEND_CHOICES) == tuple(BACKENDS)

@@ -29,7 +29,7 @@ class ServeSettings:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ServeSettings:
-    from realtime.recognizer import BACKENDS, DEFAULT_MIN_CONFIDENCE
+    from realtime.options import add_model_options, check_settings
 
     d = ServeSettings()
     p = argparse.ArgumentParser(
@@ -42,16 +42,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeSettings:
     )
     p.add_argument("--host", default=d.host, help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=d.port, help="port to listen on (0: any free port, printed at start)")
-    p.add_argument("--weights", default=None, help="digit checkpoint (default: $DIGITS_WEIGHTS, else assets/digits.pt)")
-    p.add_argument("--pair-weights", default=None,
-                   help="pair reader checkpoint (default: $DIGITS_PAIR_WEIGHTS, else assets/pairs.pt when present; "
-                        "'' turns it off)")
-    p.add_argument("--seq-weights", default=None,
-                   help="number reader checkpoint (default: $DIGITS_SEQ_WEIGHTS, else assets/sequences.pt when "
-                        "present; '' turns it off)")
-    p.add_argument("--backend", choices=BACKENDS, default=d.backend, help="inference engine of the recognizers")
-    p.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
-                   help="hide digits whose probability is below this")
+    add_model_options(p, backend=d.backend, settings=False)
     p.add_argument("--workers", type=int, default=None,
                    help="recognizers loaded, i.e. frames read at the same time, shared first come first served "
                         "by all clients (default: one per CPU core)")
@@ -66,8 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeSettings:
         p.error("--port must be between 0 and 65535")
     if a.workers is not None and a.workers < 1:
         p.error("--workers must be >= 1")
-    if not 0.0 <= a.min_confidence <= 1.0:
-        p.error("--min-confidence must be between 0 and 1")
+    check_settings(p, a)
     if a.max_upload_mb <= 0 or a.max_video_frames < 1 or a.smooth < 1:
         p.error("--max-upload-mb, --max-video-frames and --smooth must be positive")
     return ServeSettings(host=a.host, port=a.port, weights=a.weights, pair_weights=a.pair_weights,
