@@ -397,7 +397,8 @@ class Recognizer:
     def classify(self, crops: Sequence[np.ndarray], plain: bool = False) -> list[tuple[int, float]]:
         """Read single-digit images as a camera sees them (any size; see :func:`as_image`
         for the accepted types; dark ink on light paper). Returns ``(digit, confidence)``
-        per crop, ``(-1, 0.0)`` for a crop with no ink (or an empty one)."""
+        per crop, ``(-1, 0.0)`` for a crop with no ink (or an empty one). A crop whose
+        digit cannot be cut from its paper is read as a whole frame (its surest digit)."""
         if isinstance(crops, np.ndarray):
             raise TypeError("classify takes a list of crops (classify([crop]) for one)")
         net = self.digit_reader.net
@@ -414,9 +415,21 @@ class Recognizer:
                         else fields.to_mnist(ink, mask, size=net.size, box=net.box))
         probs = self.digit_reader.read_fields(batch).probs
         res = []
-        for ok, p in zip(has_ink, probs):
+        for i, (ok, p) in enumerate(zip(has_ink, probs)):
             # the caller says this is a digit: answer with the likeliest one (a "not a
             # digit" class, when the model has one, only lowers that confidence)
             d = int(p[: self.digit_reader.digits].argmax())
-            res.append((d, float(p[d])) if ok else (-1, 0.0))
+            res.append((d, float(p[d])) if ok else self._read_as_page(crops[i]))
         return res
+
+    def _read_as_page(self, crop: Any) -> tuple[int, float]:
+        """A crop whose ink could not be told from its paper as one digit (grainy or
+        textured paper binarizes into one mass touching every border) read as a frame:
+        the surest digit the page stages find, ``(-1, 0.0)`` when there is none."""
+        if not isinstance(crop, np.ndarray) or crop.size == 0:
+            return -1, 0.0
+        found = self.detect(crop)
+        if not found:
+            return -1, 0.0
+        best = max(found, key=lambda d: d.confidence)
+        return best.digit, best.confidence

@@ -339,3 +339,17 @@ def test_typical_height_follows_the_sure_digits():
     assert typical_height(page, 0.9) == 40  # the whole sheet's outline read at 0.5 does not count
     assert [d.box[3] for d in drop_specks(page, 0.15, 0.9)] == [40, 44, 38, 500]
     assert typical_height([det(30, 0.5)], 0.9) is None and len(drop_specks([det(3, 0.5), det(30, 0.5)], 0.15, 0.9)) == 2
+
+
+def test_classify_reads_a_crop_whose_paper_grain_hides_the_digit_as_a_page(recognizer, real_dir):
+    from realtime.segment import crop_ink
+
+    # a marker 4 on embossed paper: the grain binarizes into one mass touching every
+    # border, so the single-crop cut finds no digit; the page stages read it
+    img = cv2.imread(str(real_dir / "digits" / "Andreev-A_4_2.jpg"))
+    assert img is not None
+    assert crop_ink(img, recognizer.config.segment, recognizer.config.crop)[1] is None
+    digit, conf = recognizer.classify([img])[0]
+    assert digit == 4 and conf > 0.5
+    # a blank crop still has no digit
+    assert recognizer.classify([np.full((60, 60, 3), 230, np.uint8)]) == [(-1, 0.0)]
