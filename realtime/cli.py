@@ -16,9 +16,10 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 __all__ = ["COMMANDS", "DISTRIBUTION", "Command", "live", "main", "run", "train"]
 
@@ -160,10 +161,19 @@ def version() -> str:
         return "unknown (not installed; running from a checkout)"
 
 
+def say(text: str, stream: Any) -> None:
+    """Print ``text``; a reader that left early (``digits --help | head``) is no error."""
+    try:
+        print(text, file=stream)
+        stream.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # nor at exit's flush
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print(overview(), file=sys.stdout if args else sys.stderr)
+        say(overview(), sys.stdout if args else sys.stderr)
         return 0 if args else 2
     if args[0] == "--version":
         print(f"digits {version()}")
