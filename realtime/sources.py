@@ -752,6 +752,11 @@ def open_source(spec: str | int | os.PathLike[str], *, fps: float = DEFAULT_IMAG
     if special is not None:
         raise SourceError(f"cannot read {text}: it is {special}, not a video or image file "
                           "(give a file, a folder, a glob, a camera index or a stream URL)")
+    return _open_glob(text, path, fps)
+
+
+def _open_glob(text: str, path: Path, fps: float) -> FrameSource:
+    """The images a glob matches; for a path that is no glob, why nothing is there."""
     if globmod.has_magic(text):
         matches = [Path(m) for m in globmod.glob(os.path.expanduser(text), recursive=True)]
         if not matches:

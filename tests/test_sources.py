@@ -521,3 +521,16 @@ def test_real_stream_that_never_answers(silent_server) -> None:
         open_source(f"http://127.0.0.1:{port}/cam", open_timeout=1.0)
     assert accepted.is_set(), "the stream was never even asked"
     assert time.monotonic() - t0 < 1.0 * 5
+
+
+def test_demo_names_the_bundled_clip_unless_a_file_has_that_name(tmp_path, monkeypatch):
+    from realtime.sources import demo_clip
+
+    assert demo_clip().is_file()
+    with open_source("demo") as src:
+        first = next(iter(src))
+        assert first.image.shape == (480, 640, 3)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # a folder called demo is what the user means
+    with pytest.raises(SourceError, match="no images in folder: demo"):
+        open_source("demo")
