@@ -23,7 +23,6 @@ where the caller names one, the kind.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 import warnings
@@ -35,6 +34,8 @@ import torch
 from torch import nn
 
 from training.errors import CheckpointError
+from training.fields import is_int as _is_int
+from training.fields import normalization_problems
 from training.model import KINDS, ModelConfig, PairNet, SeqNet, build_model, check_config, network_class
 
 log = logging.getLogger(__name__)
@@ -193,14 +194,6 @@ def checkpoint_kind(ckpt: dict[str, Any]) -> str | None:
     return KINDS.get(arch) if isinstance(arch, str) else None
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def checkpoint_problems(ckpt: dict[str, Any]) -> list[str]:
     """Everything wrong with a checkpoint dict's schema, one line each: missing or
     malformed fields, a config this code cannot build, NaN/inf weights, class names that
@@ -256,23 +249,6 @@ def _state_dict_problems(sd: Any) -> list[str]:
         return [f"state_dict entries are not named dense tensors: {', '.join(map(str, wrong[:3]))}"]
     bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     return [f"NaN or infinite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}"] if bad else []
-
-
-def normalization_problems(norm: Any) -> list[str]:
-    """What keeps ``norm`` from being an input recipe's constants (mean, std > 0, size, box)."""
-    if not isinstance(norm, dict):
-        return [f"normalization must be a dict, not {type(norm).__name__}"]
-    problems = [f"normalization lacks {k!r}" for k in ("mean", "std", "size", "box") if k not in norm]
-    if "mean" in norm and not _is_number(norm["mean"]):
-        problems.append(f"normalization mean {norm['mean']!r} is not a finite number")
-    if "std" in norm and not (_is_number(norm["std"]) and norm["std"] > 0):
-        problems.append(f"normalization std {norm['std']!r} is not a finite number > 0")
-    for k in ("size", "box"):
-        if k in norm and not (_is_int(norm[k]) and norm[k] > 0):
-            problems.append(f"normalization {k} {norm[k]!r} is not a positive integer")
-    if _is_int(norm.get("size")) and _is_int(norm.get("box")) and norm["box"] > norm["size"]:
-        problems.append(f"normalization box {norm['box']} is larger than its field ({norm['size']})")
-    return problems
 
 
 def _calibration_problems(calib: Any, shape: tuple[int, int]) -> list[str]:

@@ -20,8 +20,9 @@ component's pixels. Nothing here needs PyTorch: the live view imports it without
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -255,3 +256,31 @@ def plain_resize(ink: np.ndarray, size: int = SIZE) -> np.ndarray:
     if ink.size == 0:
         return np.zeros((size, size), np.float32)
     return cv2.resize(ink, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def is_int(v: Any) -> bool:
+    """A plain int (not a bool): what a checkpoint's or a graph's integer fields must be."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def normalization_problems(norm: Any) -> list[str]:
+    """What keeps ``norm`` from being an input recipe's constants (mean, std > 0, size,
+    box), one line each: checked alike in checkpoints and in the graphs made from them."""
+    if not isinstance(norm, dict):
+        return [f"normalization must be a dict, not {type(norm).__name__}"]
+    problems = [f"normalization lacks {k!r}" for k in ("mean", "std", "size", "box") if k not in norm]
+    if "mean" in norm and not is_number(norm["mean"]):
+        problems.append(f"normalization mean {norm['mean']!r} is not a finite number")
+    if "std" in norm and not (is_number(norm["std"]) and norm["std"] > 0):
+        problems.append(f"normalization std {norm['std']!r} is not a finite number > 0")
+    for k in ("size", "box"):
+        if k in norm and not (is_int(norm[k]) and norm[k] > 0):
+            problems.append(f"normalization {k} {norm[k]!r} is not a positive integer")
+    if is_int(norm.get("size")) and is_int(norm.get("box")) and norm["box"] > norm["size"]:
+        problems.append(f"normalization box {norm['box']} is larger than its field ({norm['size']})")
+    return problems

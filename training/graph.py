@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -38,6 +37,8 @@ from typing import Any, Callable
 import numpy as np
 
 from training.errors import CheckpointError, GraphError
+from training.fields import is_int as _is_int
+from training.fields import normalization_problems
 
 GRAPH_FORMAT = "realtime-digits-graph"
 GRAPH_FORMAT_VERSION = 1
@@ -72,30 +73,6 @@ def _non_finite_weights(model: Any) -> list[str]:
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad.append(init.name)
     return bad
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_normalization(v: Any) -> list[str]:
-    if not isinstance(v, dict):
-        return [f"normalization must be a dict, not {type(v).__name__}"]
-    problems = [f"normalization lacks {k!r}" for k in ("mean", "std", "size", "box") if k not in v]
-    if "mean" in v and not _is_number(v["mean"]):
-        problems.append(f"normalization mean {v['mean']!r} is not a finite number")
-    if "std" in v and not (_is_number(v["std"]) and v["std"] > 0):
-        problems.append(f"normalization std {v['std']!r} is not a finite number > 0")
-    for k in ("size", "box"):
-        if k in v and not (_is_int(v[k]) and v[k] > 0):
-            problems.append(f"normalization {k} {v[k]!r} is not a positive integer")
-    if _is_int(v.get("size")) and _is_int(v.get("box")) and v["box"] > v["size"]:
-        problems.append(f"normalization box {v['box']} is larger than its field ({v['size']})")
-    return problems
 
 
 def _check_class_names(v: Any) -> list[str]:
@@ -133,7 +110,7 @@ SCHEMA: dict[str, Callable[[Any], list[str]]] = {
     "kind": _check_choice("kind", KINDS),
     "precision": _check_choice("precision", PRECISIONS),
     "class_names": _check_class_names,
-    "normalization": _check_normalization,
+    "normalization": normalization_problems,
     "input_shape": _check_shape,
     "output_layout": _check_dict("output_layout"),
     "session": _check_dict("session"),
