@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.atomic import write_atomic
 from training.errors import CheckpointError
 from training.fields import is_int as _is_int
 from training.fields import normalization_problems
@@ -106,24 +106,7 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); a checkpoint is an ordinary file
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_atomic(path, lambda f: torch.save(ckpt, f))
 
 
 def read_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from training.atomic import write_atomic
 from training.graph import GRAPH_FORMAT, GRAPH_FORMAT_VERSION, read_graph, weights_digest
 
 if TYPE_CHECKING:
@@ -161,24 +162,6 @@ def with_metadata(graph: bytes, metadata: dict[str, Any]) -> bytes:
     return model.SerializeToString()
 
 
-def write_atomic(data: bytes, path: Path) -> Path:
-    """``data`` to ``path`` through a temp file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def export_graphs(checkpoint_path: str | os.PathLike) -> list[Path]:
     """Write the checkpoint's ready-to-run graphs beside it: ``<stem>.onnx`` (float32)
     and, when it carries calibration inputs, ``<stem>.int8.onnx`` (a stale int8 graph
@@ -193,14 +176,14 @@ def export_graphs(checkpoint_path: str | os.PathLike) -> list[Path]:
     shape = type(model).input_shape(model.config)
     float_path, int8_path = graph_paths(path)
     graph = onnx_graph(model, shape)
-    written = [write_atomic(with_metadata(graph, {**meta, "precision": "float32", "session": {}}), float_path)]
+    written = [write_atomic(float_path, with_metadata(graph, {**meta, "precision": "float32", "session": {}}))]
     calib = ckpt.get("calibration")
     if calib is not None:
         norm = meta["normalization"]
         x = ((calib.numpy().astype(np.float32) / 255.0 - norm["mean"]) / norm["std"])[:, None]
         q = quantize_int8(graph, np.ascontiguousarray(x, np.float32))
-        written.append(write_atomic(with_metadata(q, {**meta, "precision": "int8", "session": INT8_SESSION}),
-                                    int8_path))
+        written.append(write_atomic(int8_path, with_metadata(q, {**meta, "precision": "int8",
+                                                                 "session": INT8_SESSION})))
     elif int8_path.exists():
         int8_path.unlink()
         log.info("removed %s: %s has no calibration inputs", int8_path, path)
