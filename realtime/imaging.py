@@ -60,6 +60,19 @@ def shrink(img: np.ndarray, f: int) -> np.ndarray:
     return img
 
 
+def reduce(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` reduced to ``size`` (w, h; at most its own), each pixel about the mean of
+    those it covers: exact 2x2 halvings while the size allows, then one linear step of
+    less than 2x, whose samples still touch every pixel. OpenCV's ``INTER_AREA`` at a
+    factor that is not a whole number costs ~5x as much (5 ms for a 1080p frame)."""
+    w, h = size
+    while img.shape[1] >= 2 * w and img.shape[0] >= 2 * h:
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    if img.shape[1] == w and img.shape[0] == h:
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def grow(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``img`` enlarged to ``size`` (w, h) by repeating pixels (``INTER_NEAREST``); a plain
     row/column repeat when the factors are whole numbers (row repeats are memory copies)."""
