@@ -12,12 +12,13 @@ small to read, and never enlarged.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from realtime.segment import SegmentConfig, ink_map, ink_thresholds, shaped_like_digits
+from realtime.segment import SegmentConfig, ink_map, ink_thresholds, least_height, shaped_like_digits
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class ScaleConfig:
     keep_height: float = 24.0  # ... but the smallest ink found stays at least this tall
     resolved_stroke: float = 3.0  # strokes are measured only when at least this wide on the probe
     min_side: int = 160  # the copy's shorter side is never smaller than this
+    least_read_px: float = 0.0  # the least digit a frame promises (segmentation's least height, a share of its
+    # side) is read at least this tall and no taller: a 1080p frame needs no more pixels than a 600-line one (0: off)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,24 @@ def measure(gray: np.ndarray, paper: np.ndarray | None = None, cfg: ScaleConfig 
     (:class:`Scale`)."""
     if not cfg.enabled:
         return Scale()
+    h, w = gray.shape[:2]
+    cap = ceiling((h, w), cfg, seg)
+    m = _measured(gray, paper, cfg, seg, reduced)
+    return m if m.factor <= cap else dataclasses.replace(m, factor=cap)
+
+
+def ceiling(shape: tuple[int, int], cfg: ScaleConfig = ScaleConfig(), seg: SegmentConfig = SegmentConfig()) -> float:
+    """The largest scale a frame of ``shape`` (h, w) needs: the one at which its least
+    digit (:func:`realtime.segment.least_height`) is ``least_read_px`` tall, never below
+    ``min_side`` (1: no ceiling)."""
+    if cfg.least_read_px <= 0:
+        return 1.0
+    cap = cfg.least_read_px / least_height(shape, seg)
+    return min(1.0, max(cap, cfg.min_side / min(shape)))
+
+
+def _measured(gray: np.ndarray, paper: np.ndarray | None, cfg: ScaleConfig, seg: SegmentConfig,
+              reduced: np.ndarray | None) -> Scale:
     h, w = gray.shape[:2]
     f = max(1.0, max(h, w) / cfg.probe_px)
     size = (max(1, round(w / f)), max(1, round(h / f)))

@@ -35,6 +35,7 @@ class SheetConfig:
     profile_half: int = 20  # px each side of the border a profile reads
     profile_spacing: float = 12.0  # px between profiles along an edge
     min_profiles: int = 8  # fewer profiles (a sheet mostly along the frame's border): no sheet
+    edge_trim: float = 1.0  # the paper ends this many cells inside the hull of its bright cells (its edge is a line)
 
 
 def paper_mask(gray: np.ndarray, cfg: SheetConfig = SheetConfig(), reduced: np.ndarray | None = None,
@@ -83,9 +84,50 @@ def paper_mask(gray: np.ndarray, cfg: SheetConfig = SheetConfig(), reduced: np.n
         hull = complete_corners(pts, sharp, (sw, sh))
         filled = np.zeros_like(comp)
         cv2.fillConvexPoly(filled, hull, 1)
-    # trim the paper's own edge (it binarizes as a long line) by a cell
-    filled = cv2.erode(filled, np.ones((3, 3), np.uint8))
-    return grow(filled * 255, (w, h))
+    # the paper as a polygon at the frame's resolution, trimmed inside its edge (which
+    # binarizes as a long line): grown from the cells, a slanted edge would be a
+    # staircase whose every step holds a sliver of desk, read as a row of 1s along it
+    cell = (w / sw, h / sh)
+    # a cell's tolerance in the outline: a sheet's hull has a handful of edges, not dozens
+    outline = cv2.approxPolyDP(hull, 0.75, True)[:, 0, :].astype(np.float64)
+    poly = inset((outline + 0.5) * cell, cfg.edge_trim * max(cell))
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, np.rint(poly * 16).astype(np.int32), 255, cv2.LINE_8, 4)
+    return mask
+
+
+def inset(poly: np.ndarray, margin: float) -> np.ndarray:
+    """The convex polygon ``poly`` (k x 2) with every edge moved ``margin`` inwards: the
+    polygon clipped by each edge's moved half-plane (exact, whatever the edges' lengths
+    and angles). A polygon too small for the margin comes back as it was."""
+    if len(poly) < 3 or margin <= 0:
+        return poly
+    d = np.roll(poly, -1, axis=0) - poly  # edge i runs from vertex i to vertex i + 1
+    length = np.hypot(d[:, 0], d[:, 1])
+    area = float(np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - np.roll(poly[:, 0], -1) * poly[:, 1]))
+    if area == 0:
+        return poly
+    keep = length > 1e-9
+    normal = np.stack([-d[keep, 1], d[keep, 0]], axis=1) / length[keep, None] * np.sign(area)  # into the polygon
+    out = poly
+    for n, c in zip(normal, np.sum(normal * poly[keep], axis=1) + margin):
+        out = _clip(out, n, c)
+        if len(out) < 3:
+            return poly
+    return out
+
+
+def _clip(pts: np.ndarray, normal: np.ndarray, c: float) -> np.ndarray:
+    """The convex polygon ``pts`` cut to the half-plane ``normal . p >= c``."""
+    side = pts @ normal - c
+    out = []
+    for i in range(len(pts)):
+        j = (i + 1) % len(pts)
+        if side[i] >= 0:
+            out.append(pts[i])
+        if (side[i] >= 0) != (side[j] >= 0):
+            out.append(pts[i] + side[i] / (side[i] - side[j]) * (pts[j] - pts[i]))
+    return np.array(out).reshape(-1, 2)
 
 
 def _profiles(xy: np.ndarray, shape: tuple[int, int], cell: tuple[float, float], cfg: SheetConfig,
